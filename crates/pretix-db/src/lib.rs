@@ -1,0 +1,35 @@
+//! `pretix-db`: PostgreSQL for pretix.
+//!
+//! Not built yet: every verb fails with a clear "not implemented yet" error and exit 1.
+
+use clap::Subcommand;
+use pretix_site::run::not_implemented;
+use pretix_site::{Context, Document, Tool, ToolError};
+
+/// The verbs of `pretix-db`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Converge the host to the document (not implemented yet)
+    Apply,
+    /// Read-only: report each item as ok, warning or failure (not implemented yet)
+    Check,
+}
+
+/// The `pretix-db` tool.
+pub struct DbTool;
+
+impl Tool for DbTool {
+    type Command = Command;
+    const NAME: &'static str = "pretix-db";
+    const ABOUT: &'static str = "PostgreSQL for pretix (not implemented yet)";
+
+    fn is_read_only(command: &Command) -> bool {
+        matches!(command, Command::Check)
+    }
+
+    fn run(command: &Command, _ctx: &mut Context, document: &mut Document) -> Result<String, ToolError> {
+        let _section: pretix_site::sections::Database = document.section("database")?;
+        let verb = format!("{command:?}").to_lowercase();
+        Err(not_implemented(Self::NAME, &verb, "built in a later issue"))
+    }
+}

@@ -1,0 +1,40 @@
+//! `pretix-plugin`: a custom pretix image with plugins.
+//!
+//! Not built yet: this wave of the toolkit builds the foundation, the database, Redis and the
+//! config file. Every verb here fails with a clear "not implemented yet" error and exit 1, never
+//! a pretended success. What it will own: the `plugins` section of the site document.
+
+use clap::Subcommand;
+use pretix_site::run::not_implemented;
+use pretix_site::{Context, Document, Tool, ToolError};
+
+/// The verbs of `pretix-plugin`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Converge the host to the document (not implemented yet)
+    Apply,
+    /// Read-only: report each item as ok, warning or failure (not implemented yet)
+    Check,
+    /// Build the custom image (not implemented yet)
+    Build,
+}
+
+/// The `pretix-plugin` tool.
+pub struct PluginTool;
+
+impl Tool for PluginTool {
+    type Command = Command;
+    const NAME: &'static str = "pretix-plugin";
+    const ABOUT: &'static str = "a custom pretix image with plugins (not implemented yet)";
+
+    fn is_read_only(command: &Command) -> bool {
+        matches!(command, Command::Check)
+    }
+
+    fn run(command: &Command, _ctx: &mut Context, document: &mut Document) -> Result<String, ToolError> {
+        // Validate the owned section even now, so a document written today stays valid.
+        let _section: pretix_site::sections::Plugins = document.section("plugins")?;
+        let verb = format!("{command:?}").to_lowercase();
+        Err(not_implemented(Self::NAME, &verb, "built in a later issue"))
+    }
+}

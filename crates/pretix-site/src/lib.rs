@@ -1,0 +1,25 @@
+//! What every pretix toolkit tool shares: the site document and its sections, the tool
+//! protocol (flags, exit codes, results), safe file writing, line-preserving config edits, the
+//! systemctl seam, the command runner and the Ansible binary-module adapter.
+//!
+//! This crate holds no knowledge of PostgreSQL, Redis, nginx or Docker: that lives in the tools.
+
+pub mod ansible;
+pub mod document;
+pub mod error;
+pub mod exec;
+pub mod fs;
+pub mod lenient;
+pub mod lineedit;
+pub mod report;
+pub mod run;
+pub mod schema;
+pub mod secret;
+pub mod sections;
+pub mod service;
+pub mod users;
+
+pub use document::Document;
+pub use error::ToolError;
+pub use run::{CommonArgs, Context, Tool};
+pub use secret::{Secret, SecretRef};

@@ -1,0 +1,101 @@
+//! What a tool run reports: one `ToolResult` appended to the document's `results`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One tool run's entry in `results`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolResult {
+    /// The tool, e.g. `pretix-db`.
+    pub tool: String,
+    /// The verb, e.g. `apply` or `check`.
+    pub verb: String,
+    /// Whether anything changed (in check mode: would change).
+    pub changed: bool,
+    /// Whether the run failed.
+    #[serde(default)]
+    pub failed: bool,
+    /// Whether this was a check-mode (plan only) run.
+    #[serde(default)]
+    pub check_mode: bool,
+    /// A human summary, secrets redacted.
+    pub msg: String,
+    /// What was done (or in check mode, what would be done), one line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<String>,
+    /// Before/after of every file that changed (or would change).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diffs: Vec<FileDiff>,
+    /// Things a sysadmin should know that did not stop the run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// The findings of a `check` verb.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckItem>,
+}
+
+/// Before and after of one file. Secrets are already redacted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileDiff {
+    pub path: String,
+    /// The content before; empty for a new file.
+    pub before: String,
+    /// The content after.
+    pub after: String,
+    /// Owner and mode before and after, when they change, e.g. `0:0 0644`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<AttributeDiff>,
+}
+
+/// Owner and mode before and after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttributeDiff {
+    pub before: String,
+    pub after: String,
+}
+
+impl FileDiff {
+    /// A unified diff for humans.
+    pub fn unified(&self) -> String {
+        let mut text = String::new();
+        if self.before != self.after {
+            let diff = similar::TextDiff::from_lines(&self.before, &self.after);
+            text.push_str(
+                &diff
+                    .unified_diff()
+                    .context_radius(3)
+                    .header(&format!("{} (before)", self.path), &format!("{} (after)", self.path))
+                    .to_string(),
+            );
+        }
+        if let Some(attributes) = &self.attributes {
+            text.push_str(&format!(
+                "{}: owner and mode {} -> {}\n",
+                self.path, attributes.before, attributes.after
+            ));
+        }
+        text
+    }
+}
+
+/// One finding of a read-only `check`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckItem {
+    /// What was checked, e.g. `server encoding`.
+    pub name: String,
+    pub status: CheckStatus,
+    pub message: String,
+}
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    Ok,
+    Warning,
+    Failure,
+}

@@ -1,0 +1,166 @@
+//! Secrets travel through the document by reference to a root-only file, never in plain text.
+//! The plaintext lives in a `Secret`, whose `Debug` and `Display` never show it, and every
+//! secret a run reads or makes is registered with the run's `Redactor`, which scrubs it from
+//! every human message, diff and log line.
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use rand::Rng;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ToolError;
+use crate::fs::{FileSpec, Root};
+
+/// A reference to a secret: the path of a file holding it (one line; surrounding whitespace is
+/// stripped, as pretix does for `FILE__` variables).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    /// Absolute path of a root-only file (mode 0600 or stricter) holding the secret.
+    pub secret_file: PathBuf,
+}
+
+impl SecretRef {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        SecretRef { secret_file: path.into() }
+    }
+}
+
+/// A secret's plaintext. It cannot be printed by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The plaintext, for the few places that must have it (a SCRAM computation, a login,
+    /// the rendered pretix.cfg).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// A strong random password: 32 characters from an alphabet that needs no quoting in a
+    /// URL, an INI file, a shell or a libpq connection string (about 190 bits).
+    pub fn generate() -> Self {
+        const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+        let mut rng = rand::rng();
+        let text: String = (0..32)
+            .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+            .collect();
+        Secret(text)
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("Secret(********)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("********")
+    }
+}
+
+/// Replaces every known secret in text with `********`.
+#[derive(Debug, Default, Clone)]
+pub struct Redactor {
+    secrets: Vec<Secret>,
+}
+
+impl Redactor {
+    pub const MASK: &'static str = "********";
+
+    pub fn register(&mut self, secret: &Secret) {
+        // Very short values would mask unrelated text and are refused at validation anyway.
+        if secret.0.len() >= 4 && !self.secrets.contains(secret) {
+            self.secrets.push(secret.clone());
+            // Longest first, so a secret that contains another is masked whole.
+            self.secrets.sort_by_key(|known| std::cmp::Reverse(known.0.len()));
+        }
+    }
+
+    pub fn redact(&self, text: &str) -> String {
+        let mut redacted = text.to_owned();
+        for secret in &self.secrets {
+            if redacted.contains(&secret.0) {
+                redacted = redacted.replace(&secret.0, Self::MASK);
+            }
+        }
+        redacted
+    }
+
+    /// Redacts every string inside a JSON value.
+    pub fn redact_json(&self, value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::String(text) => *text = self.redact(text),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|item| self.redact_json(item)),
+            serde_json::Value::Object(map) => map.values_mut().for_each(|item| self.redact_json(item)),
+            _ => {}
+        }
+    }
+}
+
+/// Reads a secret file, refusing one that other users could read.
+pub fn read_secret(root: &Root, reference: &SecretRef, field: &str) -> Result<Secret, ToolError> {
+    if !reference.secret_file.is_absolute() {
+        return Err(ToolError::input(
+            field,
+            format!(
+                "secret_file {} is relative: give an absolute path to a root-only file",
+                reference.secret_file.display()
+            ),
+        ));
+    }
+    let path = root.host_path(&reference.secret_file);
+    let metadata = fs::metadata(&path).map_err(|error| secret_io_error(field, &reference.secret_file, error))?;
+    if metadata.mode() & 0o077 != 0 {
+        return Err(ToolError::input(
+            field,
+            format!(
+                "secret file {} has mode {:04o}, other users could read it: chmod 0600 it",
+                reference.secret_file.display(),
+                metadata.mode() & 0o7777
+            ),
+        ));
+    }
+    let text = fs::read_to_string(&path).map_err(|error| secret_io_error(field, &reference.secret_file, error))?;
+    let value = text.trim();
+    validate_secret_text(value, field)?;
+    Ok(Secret(value.to_owned()))
+}
+
+/// The checks every secret passes: pretix.cfg has one value per line, and a value that is too
+/// short to be safe is refused.
+pub fn validate_secret_text(value: &str, field: &str) -> Result<(), ToolError> {
+    if value.is_empty() {
+        return Err(ToolError::input(field, "the secret file is empty: put the secret on its first line"));
+    }
+    if value.contains(['\n', '\r', '\0']) {
+        return Err(ToolError::input(field, "the secret holds a line break or NUL byte: keep it on one line"));
+    }
+    if value.chars().count() < 8 {
+        return Err(ToolError::input(field, "the secret is shorter than 8 characters: use a longer one"));
+    }
+    Ok(())
+}
+
+fn secret_io_error(field: &str, path: &Path, error: io::Error) -> ToolError {
+    ToolError::input(field, format!("cannot read secret file {}: {error}", path.display()))
+}
+
+/// The file spec that stores a secret: root-only, owner root, mode 0600, newline-terminated.
+pub fn secret_file_spec(path: &Path, secret: &Secret) -> FileSpec {
+    FileSpec::new(path, format!("{}\n", secret.expose()))
+        .owner(0, 0)
+        .mode(0o600)
+        .secret()
+}

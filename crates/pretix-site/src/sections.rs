@@ -1,0 +1,390 @@
+//! The typed sections of the site document.
+//!
+//! Every field has a default taken from pretix's "small-scale deployment with Docker" guide, so a
+//! document that holds only `config.pretix.url` and `config.mail.from` describes exactly the
+//! guide's setup. Every struct denies unknown fields: a typo is an error naming the JSON path.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::lenient;
+use crate::secret::SecretRef;
+
+/// The current version of the document format. A document with another version is refused.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The whole site document. Tools never parse it as a whole (they pass foreign sections through
+/// untouched, see `Document`); this type exists to generate the JSON Schema and the docs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Site {
+    /// Format version of the document; always 1 for now.
+    #[serde(default)]
+    pub version: Option<u32>,
+    /// The content of pretix.cfg: section → key → value, with pretix's own names.
+    #[serde(default)]
+    pub config: BTreeMap<String, BTreeMap<String, ConfigValue>>,
+    #[serde(default)]
+    pub paths: Paths,
+    #[serde(default)]
+    pub database: Database,
+    #[serde(default)]
+    pub redis: Redis,
+    #[serde(default)]
+    pub container: Container,
+    #[serde(default)]
+    pub proxy: Proxy,
+    #[serde(default)]
+    pub plugins: Plugins,
+    #[serde(default)]
+    pub cron: Cron,
+    /// What the tools did, one entry appended by each tool run.
+    #[serde(default)]
+    pub results: Vec<crate::report::ToolResult>,
+}
+
+/// One value in `config`: a string, a boolean, a number, or a secret kept in a file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ConfigValue {
+    Bool(bool),
+    Integer(i64),
+    Float(f64),
+    Text(String),
+    Secret(SecretRef),
+}
+
+impl ConfigValue {
+    /// The value as pretix.cfg spells it, or `None` for a secret (which must be read first).
+    pub fn as_plain_text(&self) -> Option<String> {
+        match self {
+            ConfigValue::Bool(true) => Some("on".to_owned()),
+            ConfigValue::Bool(false) => Some("off".to_owned()),
+            ConfigValue::Integer(number) => Some(number.to_string()),
+            ConfigValue::Float(number) => Some(number.to_string()),
+            ConfigValue::Text(text) => Some(text.clone()),
+            ConfigValue::Secret(_) => None,
+        }
+    }
+}
+
+/// Host paths.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Paths {
+    /// pretix's config directory, mounted into the container as /etc/pretix.
+    pub config_dir: PathBuf,
+    /// pretix's data directory, mounted into the container as /data.
+    pub data_dir: PathBuf,
+    /// Root-only directory for secrets the toolkit generates (never mounted into the container).
+    pub secrets_dir: PathBuf,
+    /// The lock file that keeps two toolkit runs on one host from interleaving.
+    pub lock_file: PathBuf,
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Paths {
+            config_dir: PathBuf::from("/etc/pretix"),
+            data_dir: PathBuf::from("/var/pretix-data"),
+            secrets_dir: PathBuf::from("/etc/pretix-toolkit/secrets"),
+            lock_file: PathBuf::from("/run/lock/pretix-toolkit.lock"),
+        }
+    }
+}
+
+/// What pretix-db needs: the PostgreSQL admin connection, the role, the database and the
+/// network settings that let the container reach PostgreSQL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Database {
+    /// Database name.
+    pub name: String,
+    /// Role (user) pretix logs in as.
+    pub user: String,
+    /// The role's password, by reference to a root-only file. Unset: a strong random password is
+    /// generated into `paths.secrets_dir`.
+    pub password: Option<SecretRef>,
+    /// Set a new password even when the role already has one.
+    #[serde(deserialize_with = "lenient::boolean")]
+    pub rotate_password: bool,
+    /// How to reach PostgreSQL as its superuser.
+    pub admin: DatabaseAdmin,
+    /// The docker host address; PostgreSQL listens there and pretix connects to it.
+    pub docker_host: String,
+    /// The docker network the container connects from, allowed in pg_hba.conf.
+    pub docker_subnet: String,
+    /// The pg_hba.conf method: scram-sha-256, or md5 for old clients only.
+    pub auth_method: AuthMethod,
+    /// PostgreSQL's port as pretix sees it.
+    #[serde(deserialize_with = "lenient::port")]
+    pub port: u16,
+    /// postgresql.conf; unset: asked from the server (`SHOW config_file`).
+    pub postgresql_conf: Option<PathBuf>,
+    /// pg_hba.conf; unset: asked from the server (`SHOW hba_file`).
+    pub pg_hba_conf: Option<PathBuf>,
+    /// Restart PostgreSQL when `listen_addresses` changed (otherwise the restart is reported).
+    #[serde(deserialize_with = "lenient::boolean")]
+    pub restart: bool,
+    /// The systemd unit restarted for a `listen_addresses` change.
+    pub service: String,
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Database {
+            name: "pretix".to_owned(),
+            user: "pretix".to_owned(),
+            password: None,
+            rotate_password: false,
+            admin: DatabaseAdmin::default(),
+            docker_host: "172.17.0.1".to_owned(),
+            docker_subnet: "172.17.0.0/16".to_owned(),
+            auth_method: AuthMethod::ScramSha256,
+            port: 5432,
+            postgresql_conf: None,
+            pg_hba_conf: None,
+            restart: false,
+            service: "postgresql".to_owned(),
+        }
+    }
+}
+
+/// The superuser connection, by default the way `sudo -u postgres psql` connects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseAdmin {
+    /// A libpq key=value connection string that overrides everything else here. It must not
+    /// hold a password: use `password` for that.
+    pub connection: Option<String>,
+    /// The superuser's password, by reference, for servers without peer authentication.
+    pub password: Option<SecretRef>,
+    /// The system user whose identity peer authentication checks (switched to when run as root).
+    pub system_user: String,
+    /// The unix socket directory.
+    pub socket_dir: PathBuf,
+    /// The server port (also names the socket file).
+    #[serde(deserialize_with = "lenient::port")]
+    pub port: u16,
+    /// The superuser role.
+    pub user: String,
+}
+
+impl Default for DatabaseAdmin {
+    fn default() -> Self {
+        DatabaseAdmin {
+            connection: None,
+            password: None,
+            system_user: "postgres".to_owned(),
+            socket_dir: PathBuf::from("/var/run/postgresql"),
+            port: 5432,
+            user: "postgres".to_owned(),
+        }
+    }
+}
+
+/// pg_hba.conf authentication method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum AuthMethod {
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
+    #[serde(rename = "md5")]
+    Md5,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ScramSha256 => "scram-sha-256",
+            AuthMethod::Md5 => "md5",
+        }
+    }
+}
+
+/// What pretix-redis needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Redis {
+    /// redis.conf.
+    pub config_file: PathBuf,
+    /// The unix socket pretix connects to (mounted into the container).
+    pub socket: PathBuf,
+    /// How the container may reach Redis: `world` (the guide's 777), `group` (770 and the
+    /// container joins the socket's group), or `tcp` (the docker host address with a password).
+    pub socket_mode: RedisSocketMode,
+    /// The systemd unit of redis-server.
+    pub service: String,
+    /// The systemd drop-in directory of that unit.
+    pub dropin_dir: PathBuf,
+    /// How long to wait for the socket to answer after a restart.
+    #[serde(deserialize_with = "lenient::seconds")]
+    pub restart_timeout_seconds: u32,
+    /// Restart redis-server when redis.conf changed.
+    #[serde(deserialize_with = "lenient::boolean")]
+    pub restart: bool,
+    /// For `tcp` mode: the address Redis binds to besides localhost.
+    pub tcp_bind: String,
+    /// For `tcp` mode: the port.
+    #[serde(deserialize_with = "lenient::port")]
+    pub tcp_port: u16,
+    /// For `tcp` mode: the password, by reference (generated when unset).
+    pub password: Option<SecretRef>,
+}
+
+impl Default for Redis {
+    fn default() -> Self {
+        Redis {
+            config_file: PathBuf::from("/etc/redis/redis.conf"),
+            socket: PathBuf::from("/var/run/redis/redis.sock"),
+            socket_mode: RedisSocketMode::World,
+            service: "redis-server".to_owned(),
+            dropin_dir: PathBuf::from("/etc/systemd/system/redis-server.service.d"),
+            restart_timeout_seconds: 30,
+            restart: true,
+            tcp_bind: "172.17.0.1".to_owned(),
+            tcp_port: 6379,
+            password: None,
+        }
+    }
+}
+
+/// How the container reaches Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisSocketMode {
+    World,
+    Group,
+    Tcp,
+}
+
+/// What pretix-unit needs: the container and its systemd unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Container {
+    /// The image, `pretix/standalone:stable` in the guide.
+    pub image: String,
+    /// What the container runs: `all`, `web` or `taskworker`.
+    pub role: ContainerRole,
+    /// The systemd unit name; the container is named after it (`--name %n`).
+    pub unit: String,
+    /// The directory of the unit file.
+    pub unit_dir: PathBuf,
+    /// The host address the container's port 80 is published on.
+    pub bind_address: String,
+    /// The host port.
+    #[serde(deserialize_with = "lenient::port")]
+    pub published_port: u16,
+    /// Migrate on every start; off (`AUTOMIGRATE=skip`) when several containers share a database.
+    #[serde(deserialize_with = "lenient::boolean")]
+    pub automigrate: bool,
+    /// gunicorn processes (`NUM_WORKERS`); unset: the image's default, 2 × CPUs.
+    pub num_workers: Option<u32>,
+    /// Extra arguments for the taskworker role (`-Q`, `--concurrency`).
+    pub taskworker_args: Vec<String>,
+    /// Extra bind mounts, `host:container[:options]`.
+    pub volumes: Vec<String>,
+    /// Extra groups for the container's user (`--group-add`).
+    pub group_add: Vec<String>,
+    /// The Docker daemon; unset: the local default socket.
+    pub docker_host: Option<String>,
+}
+
+impl Default for Container {
+    fn default() -> Self {
+        Container {
+            image: "pretix/standalone:stable".to_owned(),
+            role: ContainerRole::All,
+            unit: "pretix.service".to_owned(),
+            unit_dir: PathBuf::from("/etc/systemd/system"),
+            bind_address: "127.0.0.1".to_owned(),
+            published_port: 8345,
+            automigrate: true,
+            num_workers: None,
+            taskworker_args: Vec::new(),
+            volumes: Vec::new(),
+            group_add: Vec::new(),
+            docker_host: None,
+        }
+    }
+}
+
+/// The container's role (its entrypoint command).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerRole {
+    All,
+    Web,
+    Taskworker,
+}
+
+/// What pretix-proxy needs: the outer nginx TLS reverse proxy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Proxy {
+    /// The public host name; unset: taken from `config.pretix.url`.
+    pub domain: Option<String>,
+    /// The TLS certificate (full chain); unset: `/etc/ssl/certs/<domain>.crt`.
+    pub certificate: Option<PathBuf>,
+    /// The TLS key; unset: `/etc/ssl/private/<domain>.key`.
+    pub certificate_key: Option<PathBuf>,
+    /// The nginx site file.
+    pub site_file: PathBuf,
+}
+
+impl Default for Proxy {
+    fn default() -> Self {
+        Proxy {
+            domain: None,
+            certificate: None,
+            certificate_key: None,
+            site_file: PathBuf::from("/etc/nginx/sites-enabled/pretix.conf"),
+        }
+    }
+}
+
+/// What pretix-plugin needs: a custom image with plugins on top of the base image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Plugins {
+    /// pip requirement specifiers of the plugins.
+    pub packages: Vec<String>,
+    /// The tag of the custom image.
+    pub image: String,
+    /// Where the Dockerfile is written.
+    pub build_dir: PathBuf,
+}
+
+impl Default for Plugins {
+    fn default() -> Self {
+        Plugins {
+            packages: Vec::new(),
+            image: "mypretix".to_owned(),
+            build_dir: PathBuf::from("/var/lib/pretix-toolkit/image"),
+        }
+    }
+}
+
+/// What pretix-cron needs: the periodic `pretix cron` job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Cron {
+    /// The cron schedule, the guide's `15,45 * * * *`.
+    pub schedule: String,
+    /// The user the job runs as (any user that can use Docker).
+    pub user: String,
+    /// The cron.d file.
+    pub file: PathBuf,
+}
+
+impl Default for Cron {
+    fn default() -> Self {
+        Cron {
+            schedule: "15,45 * * * *".to_owned(),
+            user: "root".to_owned(),
+            file: PathBuf::from("/etc/cron.d/pretix"),
+        }
+    }
+}
