@@ -30,6 +30,10 @@ pub struct CommonArgs {
     /// Treat DIR as / for every file read or written; service actions are reported, not performed
     #[arg(long, global = true, value_name = "DIR")]
     pub root: Option<PathBuf>,
+    /// Contact no server (PostgreSQL, Redis, Docker): plan from files alone; server-side steps are
+    /// listed as unverified. Only with --check
+    #[arg(long, global = true, requires = "check")]
+    pub offline: bool,
     /// Read the site document from FILE instead of stdin
     #[arg(long, global = true, value_name = "FILE")]
     pub site: Option<PathBuf>,
@@ -80,6 +84,8 @@ pub fn command<T: Tool>() -> clap::Command {
 /// Everything a verb may touch, and what it has done so far.
 pub struct Context {
     pub check: bool,
+    /// Contact no server; only ever true together with `check`.
+    pub offline: bool,
     pub diff: bool,
     pub root: Root,
     pub verbosity: i8,
@@ -96,6 +102,7 @@ impl Context {
         let services = Services::for_run(root.is_redirected());
         Context {
             check,
+            offline: false,
             diff,
             root,
             verbosity,
@@ -333,7 +340,8 @@ pub fn main<T: Tool>() -> i32 {
             return finish_without_document::<T>(&verb, &error);
         }
     };
-    let ctx = Context::new(T::NAME, &verb, cli.common.check, cli.common.diff, cli.common.root, verbosity);
+    let mut ctx = Context::new(T::NAME, &verb, cli.common.check, cli.common.diff, cli.common.root, verbosity);
+    ctx.offline = cli.common.offline;
     let outcome = run_verb::<T>(&cli.command, &verb, ctx, document);
     print_stdout(&outcome.document.to_json_pretty());
     outcome.exit_code

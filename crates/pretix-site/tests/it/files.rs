@@ -1,0 +1,206 @@
+//! The file primitives: idempotence, owner and mode, backups, line-preserving edits of real
+//! Debian files, the host lock, and a writer killed mid-write.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::Duration;
+
+use pretix_site::fs::{DirSpec, FilePlan, FileSpec, Root, RunLock, ensure_dir, ensure_file, write_atomically};
+use pretix_site::lineedit::{Lines, Syntax, quote_postgres};
+use pretix_site::secret::Redactor;
+
+fn mtime_nanos(path: &Path) -> i128 {
+    let metadata = std::fs::metadata(path).expect("metadata");
+    i128::from(metadata.mtime()) * 1_000_000_000 + i128::from(metadata.mtime_nsec())
+}
+
+#[test]
+fn create_then_noop_keeps_mtime_and_reports_unchanged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = Root::at(dir.path());
+    let spec = FileSpec::new("/pretix.cfg", "[pretix]\nurl=https://x\n").owner(15371, 15371).mode(0o600);
+    let first = ensure_file(&root, &spec, false, &Redactor::default()).expect("create");
+    assert_eq!(first.plan, FilePlan::Create);
+    let path = dir.path().join("pretix.cfg");
+    let metadata = std::fs::metadata(&path).expect("metadata");
+    assert_eq!((metadata.uid(), metadata.gid(), metadata.mode() & 0o7777), (15371, 15371, 0o600));
+    let before = mtime_nanos(&path);
+    std::thread::sleep(Duration::from_millis(20));
+    let second = ensure_file(&root, &spec, false, &Redactor::default()).expect("noop");
+    assert_eq!(second.plan, FilePlan::Unchanged);
+    assert!(second.diff.is_none());
+    assert_eq!(mtime_nanos(&path), before);
+}
+
+#[test]
+fn wrong_owner_and_mode_are_fixed_in_place_without_rewriting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("f");
+    std::fs::write(&path, "same\n").expect("write");
+    let inode = std::fs::metadata(&path).expect("metadata").ino();
+    let spec = FileSpec::new("/f", "same\n").owner(15371, 15371).mode(0o600);
+    let outcome = ensure_file(&Root::at(dir.path()), &spec, false, &Redactor::default()).expect("fix");
+    assert_eq!(outcome.plan, FilePlan::FixAttributes);
+    let attributes = outcome.diff.expect("diff").attributes.expect("attributes");
+    assert_eq!(attributes.after, "15371:15371 0600");
+    let metadata = std::fs::metadata(&path).expect("metadata");
+    assert_eq!(metadata.ino(), inode, "fixing attributes must not replace the file");
+    assert_eq!(metadata.mode() & 0o7777, 0o600);
+    assert_eq!(metadata.uid(), 15371);
+}
+
+#[test]
+fn replace_is_atomic_keeps_a_backup_and_diffs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("conf");
+    std::fs::write(&path, "a\nb\n").expect("write");
+    let spec = FileSpec::new("/conf", "a\nc\n").mode(0o644).backup(true);
+    let outcome = ensure_file(&Root::at(dir.path()), &spec, false, &Redactor::default()).expect("replace");
+    assert_eq!(outcome.plan, FilePlan::Replace);
+    let backup = outcome.backup.expect("backup");
+    assert_eq!(std::fs::read_to_string(&backup).expect("backup"), "a\nb\n");
+    assert_eq!(std::fs::read_to_string(&path).expect("new"), "a\nc\n");
+    let unified = outcome.diff.expect("diff").unified();
+    assert!(unified.contains("-b\n") && unified.contains("+c\n"), "{unified}");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left behind: {leftovers:?}");
+}
+
+#[test]
+fn check_mode_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = FileSpec::new("/new", "x\n");
+    let outcome = ensure_file(&Root::at(dir.path()), &spec, true, &Redactor::default()).expect("plan");
+    assert_eq!(outcome.plan, FilePlan::Create);
+    assert!(!dir.path().join("new").exists());
+}
+
+#[test]
+fn secret_files_never_show_their_content_in_diffs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = FileSpec::new("/secret", "hunter2-long-password\n").mode(0o600).secret();
+    let outcome = ensure_file(&Root::at(dir.path()), &spec, false, &Redactor::default()).expect("create");
+    let diff = outcome.diff.expect("diff");
+    assert!(!diff.after.contains("hunter2"), "{}", diff.after);
+    assert!(diff.after.contains("********"));
+}
+
+#[test]
+fn directories_are_created_fixed_and_left_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = Root::at(dir.path());
+    let spec = DirSpec { path: "/data".into(), uid: Some(15371), gid: Some(15371), mode: 0o755 };
+    assert!(ensure_dir(&root, &spec, false).expect("create").created);
+    std::fs::write(dir.path().join("data/keep"), "data").expect("write");
+    std::fs::set_permissions(dir.path().join("data"), std::os::unix::fs::PermissionsExt::from_mode(0o777)).expect("chmod");
+    let fixed = ensure_dir(&root, &spec, false).expect("fix");
+    assert!(!fixed.created && fixed.changed());
+    assert_eq!(std::fs::metadata(dir.path().join("data")).expect("meta").mode() & 0o7777, 0o755);
+    assert!(!ensure_dir(&root, &spec, false).expect("noop").changed());
+    assert_eq!(std::fs::read_to_string(dir.path().join("data/keep")).expect("kept"), "data");
+    let orphan = DirSpec { path: "/missing-parent/data".into(), uid: None, gid: None, mode: 0o755 };
+    let error = ensure_dir(&root, &orphan, false).expect_err("parent missing");
+    assert!(format!("{error:#}").contains("parent directory does not exist"), "{error:#}");
+}
+
+#[test]
+fn root_maps_absolute_paths_and_refuses_to_escape() {
+    let root = Root::at("/tmp/stage");
+    assert_eq!(root.host_path(Path::new("/etc/pretix/pretix.cfg")), Path::new("/tmp/stage/etc/pretix/pretix.cfg"));
+    assert_eq!(Root::system().host_path(Path::new("/etc/x")), Path::new("/etc/x"));
+}
+
+#[test]
+fn a_second_run_waits_for_the_lock_and_gives_up_clearly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = Root::at(dir.path());
+    let lock_path = Path::new("/run/lock/pretix-toolkit.lock");
+    let held = RunLock::acquire(&root, lock_path, Duration::from_secs(1)).expect("first");
+    let error = RunLock::acquire(&root, lock_path, Duration::from_millis(200)).expect_err("second must wait");
+    assert!(format!("{error:#}").contains("another pretix toolkit run holds"), "{error:#}");
+    drop(held);
+    RunLock::acquire(&root, lock_path, Duration::from_secs(1)).expect("free again");
+}
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/../../fixtures/debian12/{name}", env!("CARGO_MANIFEST_DIR"))).expect("fixture")
+}
+
+/// Every line but the changed ones is byte-identical, in place.
+fn assert_only_lines_changed(before: &str, after: &str, expected_changed: &[&str]) {
+    let diff = similar::TextDiff::from_lines(before, after);
+    let inserted: Vec<String> = diff
+        .iter_all_changes()
+        .filter(|change| change.tag() == similar::ChangeTag::Insert)
+        .map(|change| change.value().to_owned())
+        .collect();
+    let deleted = diff.iter_all_changes().filter(|change| change.tag() == similar::ChangeTag::Delete).count();
+    assert_eq!(inserted, expected_changed.iter().map(|line| format!("{line}\n")).collect::<Vec<_>>());
+    assert!(deleted <= expected_changed.len());
+}
+
+#[test]
+fn debian_postgresql_conf_keeps_every_untouched_byte() {
+    let original = fixture("postgresql.conf");
+    let mut lines = Lines::parse(&original);
+    assert!(lines.set_directive(Syntax::PostgresConf, "listen_addresses", &quote_postgres("localhost,172.17.0.1")));
+    let edited = lines.render();
+    assert_only_lines_changed(&original, &edited, &["listen_addresses = 'localhost,172.17.0.1'"]);
+    // The new line sits right under Debian's commented example.
+    let position = edited.find("#listen_addresses").expect("example");
+    assert!(edited[position..].lines().nth(1).expect("next").starts_with("listen_addresses = "));
+    let mut again = Lines::parse(&edited);
+    assert!(!again.set_directive(Syntax::PostgresConf, "listen_addresses", &quote_postgres("localhost,172.17.0.1")));
+}
+
+#[test]
+fn debian_redis_conf_keeps_every_untouched_byte() {
+    let original = fixture("redis.conf");
+    let mut lines = Lines::parse(&original);
+    lines.set_directive(Syntax::RedisConf, "unixsocket", "/var/run/redis/redis.sock");
+    lines.set_directive(Syntax::RedisConf, "unixsocketperm", "770");
+    let edited = lines.render();
+    assert_only_lines_changed(&original, &edited, &["unixsocket /var/run/redis/redis.sock", "unixsocketperm 770"]);
+    // Re-editing an active line rewrites it in place.
+    let mut lines = Lines::parse(&edited);
+    lines.set_directive(Syntax::RedisConf, "unixsocketperm", "777");
+    assert_only_lines_changed(&edited, &lines.render(), &["unixsocketperm 777"]);
+}
+
+/// A writer killed at a random moment leaves the old file or the new one, never a mix or a
+/// truncated file. The test re-runs its own executable as the writer child.
+#[test]
+fn killed_writer_leaves_old_or_new_file_whole() {
+    const SIZE: usize = 4 * 1024 * 1024;
+    if let Some(target) = std::env::var_os("PRETIX_SITE_WRITER_CHILD") {
+        let target = std::path::PathBuf::from(target);
+        for round in 0u64.. {
+            let fill = if round % 2 == 0 { b'a' } else { b'b' };
+            write_atomically(&target, &vec![fill; SIZE], None, None, 0o644).expect("child write");
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = dir.path().join("state");
+    write_atomically(&target, &vec![b'o'; SIZE], None, None, 0o644).expect("initial");
+    for attempt in 0..12u64 {
+        let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
+            .args(["files::killed_writer_leaves_old_or_new_file_whole", "--exact", "--nocapture", "--test-threads=1"])
+            .env("PRETIX_SITE_WRITER_CHILD", &target)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn writer");
+        std::thread::sleep(Duration::from_millis(30 + attempt * 17));
+        child.kill().expect("kill");
+        child.wait().expect("wait");
+        let content = std::fs::read(&target).expect("read");
+        assert_eq!(content.len(), SIZE, "attempt {attempt}: partial file");
+        let first = content[0];
+        assert!(matches!(first, b'o' | b'a' | b'b'), "attempt {attempt}: unexpected byte");
+        assert!(content.iter().all(|byte| *byte == first), "attempt {attempt}: mixed content");
+    }
+}

@@ -1,0 +1,133 @@
+//! The protocol through `run_verb` with a small tool defined here: pass-through, results,
+//! failures, the upstream-failure gate, redaction and check mode.
+
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+use pretix_site::document::Document;
+use pretix_site::fs::FileSpec;
+use pretix_site::run::{Context, Tool, run_verb};
+use pretix_site::sections::{ConfigValue, Database};
+use pretix_site::{Secret, ToolError};
+
+#[derive(Debug, Clone, Subcommand)]
+enum Command {
+    Apply,
+    Fail,
+}
+
+/// Owns `database`: writes a file holding a secret and the database name, and adds
+/// `config.database.name`.
+struct DemoTool;
+
+impl Tool for DemoTool {
+    type Command = Command;
+    const NAME: &'static str = "demo";
+    const ABOUT: &'static str = "a demo tool";
+
+    fn is_read_only(_: &Command) -> bool {
+        false
+    }
+
+    fn run(command: &Command, ctx: &mut Context, document: &mut Document) -> Result<String, ToolError> {
+        let database: Database = document.section("database")?;
+        let secret = Secret::new("hunter2-very-secret");
+        ctx.register_secret(&secret);
+        if matches!(command, Command::Fail) {
+            return Err(ToolError::failed(format!("server said no to {}", secret.expose())));
+        }
+        ctx.file(&FileSpec::new("/etc/demo.conf", format!("name={}\npassword={}\n", database.name, secret.expose())).mode(0o600))?;
+        document.set_config_value("database", "name", ConfigValue::Text(database.name.clone()));
+        ctx.warn(format!("the password {} is weak", secret.expose()));
+        Ok(format!("configured {} with {}", database.name, secret.expose()))
+    }
+}
+
+fn run(text: &str, command: Command, root: &Path, check: bool) -> pretix_site::run::RunOutcome {
+    let ctx = Context::new(DemoTool::NAME, "apply", check, false, Some(PathBuf::from(root)), -1);
+    run_verb::<DemoTool>(&command, "apply", ctx, Document::parse(text).expect("parse"))
+}
+
+fn temp_root() -> tempfile::TempDir {
+    let root = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(root.path().join("etc")).expect("etc");
+    root
+}
+
+#[test]
+fn foreign_sections_pass_through_untouched() {
+    let root = temp_root();
+    let input = r#"{"container": {"image": "x", "key_only_a_newer_tool_knows": {"deep": [1, "two"]}}, "proxy": {"domain": "t.example"}, "database": {"name": "shop"}}"#;
+    let outcome = run(input, Command::Apply, root.path(), false);
+    assert_eq!(outcome.exit_code, 0);
+    let before: serde_json::Value = serde_json::from_str(input).expect("json");
+    let after = outcome.document.to_value();
+    assert_eq!(after["container"], before["container"]);
+    assert_eq!(after["proxy"], before["proxy"]);
+    assert_eq!(after["config"]["database"]["name"], "shop");
+}
+
+#[test]
+fn result_is_appended_and_second_run_changes_nothing() {
+    let root = temp_root();
+    let first = run("{}", Command::Apply, root.path(), false);
+    assert!(first.result.changed);
+    assert_eq!(first.result.diffs.len(), 1);
+    let second = run(&first.document.to_json_pretty(), Command::Apply, root.path(), false);
+    assert!(!second.result.changed, "{:?}", second.result.actions);
+    let results = second.document.results().expect("results");
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0].tool, "demo");
+    assert!(results[0].changed && !results[1].changed);
+}
+
+#[test]
+fn secrets_are_redacted_in_messages_diffs_warnings_and_errors() {
+    let root = temp_root();
+    let outcome = run("{}", Command::Apply, root.path(), false);
+    let json = outcome.document.to_json_pretty();
+    assert!(!json.contains("hunter2-very-secret"), "{json}");
+    assert!(json.contains("********"));
+    let written = std::fs::read_to_string(root.path().join("etc/demo.conf")).expect("read");
+    assert!(written.contains("hunter2-very-secret"), "the file itself holds the real value");
+    let failed = run("{}", Command::Fail, root.path(), false);
+    assert!(!failed.document.to_json_pretty().contains("hunter2-very-secret"));
+    assert!(failed.result.msg.contains("server said no to ********"), "{}", failed.result.msg);
+}
+
+#[test]
+fn failure_gives_exit_1_and_a_failed_result() {
+    let root = temp_root();
+    let outcome = run("{}", Command::Fail, root.path(), false);
+    assert_eq!(outcome.exit_code, 1);
+    assert!(outcome.result.failed);
+}
+
+#[test]
+fn bad_input_gives_exit_2_and_touches_nothing() {
+    let root = temp_root();
+    let outcome = run(r#"{"database": {"nmae": "x"}}"#, Command::Apply, root.path(), false);
+    assert_eq!(outcome.exit_code, 2);
+    assert!(outcome.result.msg.starts_with("database.nmae: unknown field `nmae`"), "{}", outcome.result.msg);
+    assert!(!root.path().join("etc/demo.conf").exists());
+}
+
+#[test]
+fn upstream_failure_stops_the_pipeline() {
+    let root = temp_root();
+    let failed = run("{}", Command::Fail, root.path(), false);
+    let next = run(&failed.document.to_json_pretty(), Command::Apply, root.path(), false);
+    assert_eq!(next.exit_code, 1);
+    assert!(next.result.msg.starts_with("not run: demo apply failed upstream"), "{}", next.result.msg);
+    assert!(!root.path().join("etc/demo.conf").exists());
+}
+
+#[test]
+fn check_mode_plans_but_writes_nothing() {
+    let root = temp_root();
+    let outcome = run("{}", Command::Apply, root.path(), true);
+    assert!(outcome.result.changed);
+    assert!(outcome.result.check_mode);
+    assert_eq!(outcome.result.diffs[0].path, "/etc/demo.conf");
+    assert!(!root.path().join("etc/demo.conf").exists());
+}
