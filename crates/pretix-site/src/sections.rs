@@ -83,6 +83,23 @@ pub struct Paths {
     pub secrets_dir: PathBuf,
     /// The lock file that keeps two toolkit runs on one host from interleaving.
     pub lock_file: PathBuf,
+    /// The uid that owns the config and data directories: the container's `pretixuser`.
+    pub owner_uid: u32,
+    /// The gid that owns the config and data directories.
+    pub owner_gid: u32,
+    /// How the container's web server (uid 33) may read the data dir: `mode` (0755, the
+    /// guide's first choice) or `acl` (0750 plus an ACL entry for uid 33).
+    pub data_dir_access: DataDirAccess,
+    /// Where `pretix-cfg env` writes the settings as environment variables (root-only).
+    pub env_file: PathBuf,
+}
+
+/// How the web server inside the container gets read access to the data dir.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DataDirAccess {
+    Mode,
+    Acl,
 }
 
 impl Default for Paths {
@@ -92,6 +109,10 @@ impl Default for Paths {
             data_dir: PathBuf::from("/var/pretix-data"),
             secrets_dir: PathBuf::from("/etc/pretix-toolkit/secrets"),
             lock_file: PathBuf::from("/run/lock/pretix-toolkit.lock"),
+            owner_uid: 15371,
+            owner_gid: 15371,
+            data_dir_access: DataDirAccess::Mode,
+            env_file: PathBuf::from("/etc/pretix-toolkit/pretix.env"),
         }
     }
 }
