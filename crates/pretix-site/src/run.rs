@@ -169,6 +169,11 @@ impl Context {
         self.result.checks.push(CheckItem { name: name.to_owned(), status, message });
     }
 
+    /// The `check` findings so far.
+    pub fn checks(&self) -> &[CheckItem] {
+        &self.result.checks
+    }
+
     pub fn redactor(&self) -> &Redactor {
         &self.redactor
     }
