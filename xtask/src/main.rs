@@ -55,12 +55,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Task::Plan { site } => pipeline::plan(site.as_deref()),
-        Task::Install { .. } => {
-            Err(anyhow::anyhow!("cargo xtask install is not implemented yet: it needs pretix-unit, pretix-proxy and pretix-cron (later issues); `cargo xtask plan` shows the plan"))
-        }
-        Task::Upgrade { .. } => {
-            Err(anyhow::anyhow!("cargo xtask upgrade is not implemented yet: it needs pretix-unit (a later issue)"))
-        }
+        Task::Install { .. } => Err(anyhow::anyhow!(
+            "cargo xtask install is not implemented yet: it needs pretix-unit, pretix-proxy and pretix-cron (later issues); `cargo xtask plan` shows the plan"
+        )),
+        Task::Upgrade { .. } => Err(anyhow::anyhow!(
+            "cargo xtask upgrade is not implemented yet: it needs pretix-unit (a later issue)"
+        )),
         Task::Test { args } => test(&args),
         Task::Schema => schema(),
         Task::Bench => bench::run(),
@@ -75,12 +75,16 @@ fn main() -> ExitCode {
 }
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 fn schema() -> anyhow::Result<ExitCode> {
     let path = workspace_root().join("schema/site.schema.json");
-    std::fs::write(&path, pretix_site::schema::site_schema_json()).with_context(|| format!("write {}", path.display()))?;
+    std::fs::write(&path, pretix_site::schema::site_schema_json())
+        .with_context(|| format!("write {}", path.display()))?;
     eprintln!("xtask: wrote {}", path.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -103,5 +107,9 @@ fn test(args: &[String]) -> anyhow::Result<ExitCode> {
         .stdin(Stdio::null())
         .status()
         .context("run cargo test")?;
-    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -19,7 +19,10 @@ pub const EXAMPLE_SITE: &str = r#"{
 
 /// Debian's stock files, placed where a fresh Debian 12 host has them.
 const STAGED_FILES: &[(&str, &str)] = &[
-    ("fixtures/debian12/postgresql.conf", "etc/postgresql/15/main/postgresql.conf"),
+    (
+        "fixtures/debian12/postgresql.conf",
+        "etc/postgresql/15/main/postgresql.conf",
+    ),
     ("fixtures/debian12/pg_hba.conf", "etc/postgresql/15/main/pg_hba.conf"),
     ("fixtures/debian12/redis.conf", "etc/redis/redis.conf"),
 ];
@@ -28,7 +31,17 @@ const STAGED_FILES: &[(&str, &str)] = &[
 pub fn build_tools() -> anyhow::Result<PathBuf> {
     let root = workspace_root();
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
-        .args(["build", "--quiet", "--bins", "-p", "pretix-db", "-p", "pretix-redis", "-p", "pretix-cfg"])
+        .args([
+            "build",
+            "--quiet",
+            "--bins",
+            "-p",
+            "pretix-db",
+            "-p",
+            "pretix-redis",
+            "-p",
+            "pretix-cfg",
+        ])
         .current_dir(&root)
         .status()
         .context("cargo build")?;
@@ -49,10 +62,15 @@ pub fn run_tool(bin_dir: &Path, tool: &str, args: &[&str], document: &str) -> an
         .spawn()
         .with_context(|| format!("start {tool}"))?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(document.as_bytes()).with_context(|| format!("write to {tool}"))?;
+        stdin
+            .write_all(document.as_bytes())
+            .with_context(|| format!("write to {tool}"))?;
     }
     let output = child.wait_with_output().with_context(|| format!("wait for {tool}"))?;
-    Ok((String::from_utf8_lossy(&output.stdout).into_owned(), output.status.code().unwrap_or(1)))
+    Ok((
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        output.status.code().unwrap_or(1),
+    ))
 }
 
 /// `cargo xtask plan`: the install as a dry run on a staging root.
@@ -87,5 +105,9 @@ pub fn plan(site: Option<&Path>) -> anyhow::Result<ExitCode> {
         }
     }
     pretix_site::run::print_stdout(&current);
-    Ok(if exit == 0 { ExitCode::SUCCESS } else { ExitCode::from(u8::try_from(exit).unwrap_or(1)) })
+    Ok(if exit == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(u8::try_from(exit).unwrap_or(1))
+    })
 }

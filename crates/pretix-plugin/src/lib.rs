@@ -56,7 +56,11 @@ mod tests {
         let outcome = run_verb::<PluginTool>(&Command::Apply, "apply", ctx, Document::parse("{}").expect("document"));
         assert_eq!(outcome.exit_code, 1);
         assert!(outcome.result.failed);
-        assert!(outcome.result.msg.contains("not implemented yet"), "{}", outcome.result.msg);
+        assert!(
+            outcome.result.msg.contains("not implemented yet"),
+            "{}",
+            outcome.result.msg
+        );
         assert!(!outcome.result.changed);
     }
 }

@@ -51,10 +51,17 @@ pub struct ModuleArgs {
 
 /// Parses the arguments file's JSON.
 pub fn parse_module_args(text: &str) -> Result<ModuleArgs, ToolError> {
-    let value: Value = serde_json::from_str(text)
-        .map_err(|error| ToolError::input("(arguments)", format!("the module arguments are not valid JSON: {error}")))?;
+    let value: Value = serde_json::from_str(text).map_err(|error| {
+        ToolError::input(
+            "(arguments)",
+            format!("the module arguments are not valid JSON: {error}"),
+        )
+    })?;
     let Value::Object(options) = value else {
-        return Err(ToolError::input("(arguments)", "the module arguments must be a JSON object"));
+        return Err(ToolError::input(
+            "(arguments)",
+            "the module arguments must be a JSON object",
+        ));
     };
     let flag = |key: &str| -> Result<bool, ToolError> {
         match options.get(key) {
@@ -83,10 +90,12 @@ pub fn parse_module_args(text: &str) -> Result<ModuleArgs, ToolError> {
     if !unknown.is_empty() && !ignore_unknown {
         let hints: Vec<String> = unknown
             .iter()
-            .map(|key| match crate::error::closest(key, TOP_LEVEL_KEYS.iter().chain(OWN_OPTIONS).copied()) {
-                Some(suggestion) => format!("{key} (did you mean {suggestion}?)"),
-                None => key.clone(),
-            })
+            .map(
+                |key| match crate::error::closest(key, TOP_LEVEL_KEYS.iter().chain(OWN_OPTIONS).copied()) {
+                    Some(suggestion) => format!("{key} (did you mean {suggestion}?)"),
+                    None => key.clone(),
+                },
+            )
             .collect();
         return Err(ToolError::input(
             "(arguments)",
@@ -114,7 +123,9 @@ pub fn parse_module_args(text: &str) -> Result<ModuleArgs, ToolError> {
                 .map_err(|error| ToolError::input("site_file", format!("cannot read {path}: {error}")))?;
             match serde_json::from_str::<Value>(&text) {
                 Ok(Value::Object(map)) => map,
-                _ => return Err(ToolError::input("site_file", format!("{path} is not a JSON object"))),
+                _ => {
+                    return Err(ToolError::input("site_file", format!("{path} is not a JSON object")));
+                }
             }
         }
         None => Map::new(),
@@ -177,7 +188,10 @@ pub fn main<T: Tool>(path: &Path) -> i32 {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) => {
-            print_stdout(&format!("{}\n", failure(&format!("cannot read module arguments {}: {error}", path.display()))));
+            print_stdout(&format!(
+                "{}\n",
+                failure(&format!("cannot read module arguments {}: {error}", path.display()))
+            ));
             return EXIT_FAILED;
         }
     };
@@ -195,20 +209,34 @@ pub fn main<T: Tool>(path: &Path) -> i32 {
             return EXIT_FAILED;
         }
     };
-    let mut ctx = Context::new(T::NAME, &args.verb, args.check_mode, args.diff, args.root, args.verbosity);
+    let mut ctx = Context::new(
+        T::NAME,
+        &args.verb,
+        args.check_mode,
+        args.diff,
+        args.root,
+        args.verbosity,
+    );
     quiet_stderr(&mut ctx);
     let outcome = run_verb::<T>(&command, &args.verb, ctx, args.document);
     let output = module_result(&outcome.result, &outcome.document, args.diff);
     print_stdout(&format!("{output}\n"));
-    if outcome.exit_code == EXIT_OK { EXIT_OK } else { EXIT_FAILED }
+    if outcome.exit_code == EXIT_OK {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    }
 }
 
 /// A verb string through the tool's own clap definition, so both front ends agree.
 fn parse_verb<T: Tool>(verb: &str) -> Result<T::Command, ToolError> {
     let words: Vec<&str> = verb.split_whitespace().collect();
     let command = T::Command::augment_subcommands(clap::Command::new(T::NAME).no_binary_name(true));
-    let matches = command
-        .try_get_matches_from(&words)
-        .map_err(|error| ToolError::input("verb", error.to_string().lines().next().unwrap_or("bad verb").to_owned()))?;
+    let matches = command.try_get_matches_from(&words).map_err(|error| {
+        ToolError::input(
+            "verb",
+            error.to_string().lines().next().unwrap_or("bad verb").to_owned(),
+        )
+    })?;
     T::Command::from_arg_matches(&matches).map_err(|error| ToolError::input("verb", error.to_string()))
 }

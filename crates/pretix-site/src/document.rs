@@ -11,7 +11,16 @@ use crate::sections::{ConfigValue, FORMAT_VERSION};
 
 /// The top-level keys of a site document.
 pub const TOP_LEVEL_KEYS: &[&str] = &[
-    "version", "config", "paths", "database", "redis", "container", "proxy", "plugins", "cron", "results",
+    "version",
+    "config",
+    "paths",
+    "database",
+    "redis",
+    "container",
+    "proxy",
+    "plugins",
+    "cron",
+    "results",
 ];
 
 /// A site document. Only the top level is checked on parsing; each tool parses the sections it
@@ -38,7 +47,10 @@ impl Document {
 
     pub fn from_value(value: Value) -> Result<Document, ToolError> {
         let Value::Object(raw) = value else {
-            return Err(ToolError::input("(document)", "the site document must be a JSON object"));
+            return Err(ToolError::input(
+                "(document)",
+                "the site document must be a JSON object",
+            ));
         };
         for key in raw.keys() {
             if !TOP_LEVEL_KEYS.contains(&key.as_str()) {
@@ -50,13 +62,13 @@ impl Document {
             }
         }
         let document = Document { raw };
-        if let Some(version) = document.raw.get("version") {
-            if version.as_u64() != Some(u64::from(FORMAT_VERSION)) {
-                return Err(ToolError::input(
-                    "version",
-                    format!("this toolkit reads document version {FORMAT_VERSION}, got {version}"),
-                ));
-            }
+        if let Some(version) = document.raw.get("version")
+            && version.as_u64() != Some(u64::from(FORMAT_VERSION))
+        {
+            return Err(ToolError::input(
+                "version",
+                format!("this toolkit reads document version {FORMAT_VERSION}, got {version}"),
+            ));
         }
         document.results()?;
         if let Some(config) = document.raw.get("config") {
@@ -93,7 +105,12 @@ impl Document {
 
     /// The value of `config.<section>.<key>`, if set.
     pub fn config_value(&self, section: &str, key: &str) -> Result<Option<ConfigValue>, ToolError> {
-        let Some(value) = self.raw.get("config").and_then(|config| config.get(section)).and_then(|s| s.get(key)) else {
+        let Some(value) = self
+            .raw
+            .get("config")
+            .and_then(|config| config.get(section))
+            .and_then(|s| s.get(key))
+        else {
             return Ok(None);
         };
         parse_value(&format!("config.{section}.{key}"), value.clone()).map(Some)
@@ -116,12 +133,16 @@ impl Document {
         if !config.is_object() {
             *config = Value::Object(Map::new());
         }
-        let Value::Object(config) = config else { return None };
+        let Value::Object(config) = config else {
+            return None;
+        };
         let section_value = config.entry(section).or_insert_with(|| Value::Object(Map::new()));
         if !section_value.is_object() {
             *section_value = Value::Object(Map::new());
         }
-        let Value::Object(section_map) = section_value else { return None };
+        let Value::Object(section_map) = section_value else {
+            return None;
+        };
         let new_value = serde_json::to_value(&value).unwrap_or(Value::Null);
         let previous = section_map.insert(key.to_owned(), new_value.clone());
         previous
@@ -133,9 +154,13 @@ impl Document {
     /// way a tool writes into a section it does not own: it adds, it never removes or rewrites.
     pub fn add_to_list(&mut self, section: &str, key: &str, item: &str) -> bool {
         let section_value = self.raw.entry(section).or_insert_with(|| Value::Object(Map::new()));
-        let Value::Object(section_map) = section_value else { return false };
+        let Value::Object(section_map) = section_value else {
+            return false;
+        };
         let list = section_map.entry(key).or_insert_with(|| Value::Array(Vec::new()));
-        let Value::Array(items) = list else { return false };
+        let Value::Array(items) = list else {
+            return false;
+        };
         if items.iter().any(|existing| existing.as_str() == Some(item)) {
             return false;
         }
@@ -145,7 +170,8 @@ impl Document {
 
     /// Replaces an owned section.
     pub fn set_section<T: Serialize>(&mut self, name: &str, value: &T) -> Result<(), ToolError> {
-        let value = serde_json::to_value(value).map_err(|error| ToolError::failed(format!("serialize {name}: {error}")))?;
+        let value =
+            serde_json::to_value(value).map_err(|error| ToolError::failed(format!("serialize {name}: {error}")))?;
         self.raw.insert(name.to_owned(), value);
         Ok(())
     }

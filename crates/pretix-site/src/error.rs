@@ -31,7 +31,10 @@ pub enum ToolError {
 
 impl ToolError {
     pub fn input(field: impl Into<String>, message: impl fmt::Display) -> Self {
-        ToolError::Input { field: field.into(), message: message.to_string() }
+        ToolError::Input {
+            field: field.into(),
+            message: message.to_string(),
+        }
     }
 
     pub fn failed(message: impl fmt::Display) -> Self {

@@ -11,7 +11,11 @@ pub enum ExecError {
     #[error("cannot run {command}: {source}")]
     Spawn { command: String, source: std::io::Error },
     #[error("{command} exited with {status}: {stderr}")]
-    Status { command: String, status: String, stderr: String },
+    Status {
+        command: String,
+        status: String,
+        stderr: String,
+    },
 }
 
 /// The command line as a human would type it.
@@ -19,7 +23,11 @@ pub fn display_command(command: &Command) -> String {
     let mut words = vec![command.get_program().to_string_lossy().into_owned()];
     words.extend(command.get_args().map(|arg| {
         let arg = arg.to_string_lossy();
-        if arg.is_empty() || arg.contains([' ', '\'', '"', '$']) { format!("'{}'", arg.replace('\'', "'\\''")) } else { arg.into_owned() }
+        if arg.is_empty() || arg.contains([' ', '\'', '"', '$']) {
+            format!("'{}'", arg.replace('\'', "'\\''"))
+        } else {
+            arg.into_owned()
+        }
     }));
     words.join(" ")
 }
@@ -30,15 +38,35 @@ pub fn run(command: &mut Command, stdin: Option<&[u8]>, log: &mut dyn FnMut(&str
     log(&format!("run: {shown}"));
     command.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = command.spawn().map_err(|source| ExecError::Spawn { command: shown.clone(), source })?;
+    let mut child = command.spawn().map_err(|source| ExecError::Spawn {
+        command: shown.clone(),
+        source,
+    })?;
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(input).map_err(|source| ExecError::Spawn { command: shown.clone(), source })?;
+        pipe.write_all(input).map_err(|source| ExecError::Spawn {
+            command: shown.clone(),
+            source,
+        })?;
     }
-    let output = child.wait_with_output().map_err(|source| ExecError::Spawn { command: shown.clone(), source })?;
+    let output = child.wait_with_output().map_err(|source| ExecError::Spawn {
+        command: shown.clone(),
+        source,
+    })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect();
-        return Err(ExecError::Status { command: shown, status: output.status.to_string(), stderr: tail.join(" / ") });
+        let tail: Vec<&str> = stderr
+            .lines()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        return Err(ExecError::Status {
+            command: shown,
+            status: output.status.to_string(),
+            stderr: tail.join(" / "),
+        });
     }
     Ok(output)
 }

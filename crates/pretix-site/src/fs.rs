@@ -85,7 +85,15 @@ impl std::fmt::Debug for FileSpec {
 
 impl FileSpec {
     pub fn new(path: impl Into<PathBuf>, content: impl Into<Vec<u8>>) -> Self {
-        FileSpec { path: path.into(), content: content.into(), uid: None, gid: None, mode: 0o644, backup: false, secret: false }
+        FileSpec {
+            path: path.into(),
+            content: content.into(),
+            uid: None,
+            gid: None,
+            mode: 0o644,
+            backup: false,
+            secret: false,
+        }
     }
 
     pub fn owner(mut self, uid: u32, gid: u32) -> Self {
@@ -125,7 +133,12 @@ impl CurrentFile {
         match fs::read(path) {
             Ok(content) => {
                 let metadata = fs::metadata(path)?;
-                Ok(Some(CurrentFile { content, uid: metadata.uid(), gid: metadata.gid(), mode: metadata.mode() & 0o7777 }))
+                Ok(Some(CurrentFile {
+                    content,
+                    uid: metadata.uid(),
+                    gid: metadata.gid(),
+                    mode: metadata.mode() & 0o7777,
+                }))
             }
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(error),
@@ -152,11 +165,14 @@ impl FilePlan {
 
 /// Compares the desired file with what is there. Pure.
 pub fn plan_file(current: Option<&CurrentFile>, spec: &FileSpec) -> FilePlan {
-    let Some(current) = current else { return FilePlan::Create };
+    let Some(current) = current else {
+        return FilePlan::Create;
+    };
     if current.content != spec.content {
         return FilePlan::Replace;
     }
-    let owner_differs = spec.uid.is_some_and(|uid| uid != current.uid) || spec.gid.is_some_and(|gid| gid != current.gid);
+    let owner_differs =
+        spec.uid.is_some_and(|uid| uid != current.uid) || spec.gid.is_some_and(|gid| gid != current.gid);
     if owner_differs || current.mode != spec.mode {
         return FilePlan::FixAttributes;
     }
@@ -167,7 +183,11 @@ pub fn plan_file(current: Option<&CurrentFile>, spec: &FileSpec) -> FilePlan {
 pub fn file_diff(current: Option<&CurrentFile>, spec: &FileSpec, redactor: &Redactor) -> FileDiff {
     let render = |bytes: &[u8]| -> String {
         if spec.secret {
-            if bytes.is_empty() { String::new() } else { format!("{} (secret, {} bytes)\n", Redactor::MASK, bytes.len()) }
+            if bytes.is_empty() {
+                String::new()
+            } else {
+                format!("{} (secret, {} bytes)\n", Redactor::MASK, bytes.len())
+            }
         } else {
             redactor.redact(&String::from_utf8_lossy(bytes))
         }
@@ -176,13 +196,24 @@ pub fn file_diff(current: Option<&CurrentFile>, spec: &FileSpec, redactor: &Reda
     let after = render(&spec.content);
     let attributes_after = attributes_text(spec.uid, spec.gid, spec.mode, current);
     let attributes = match current {
-        None => Some(AttributeDiff { before: "(absent)".to_owned(), after: attributes_after }),
+        None => Some(AttributeDiff {
+            before: "(absent)".to_owned(),
+            after: attributes_after,
+        }),
         Some(current) => {
             let before_text = format!("{}:{} {:04o}", current.uid, current.gid, current.mode);
-            (before_text != attributes_after).then_some(AttributeDiff { before: before_text, after: attributes_after })
+            (before_text != attributes_after).then_some(AttributeDiff {
+                before: before_text,
+                after: attributes_after,
+            })
         }
     };
-    FileDiff { path: spec.path.display().to_string(), before, after, attributes }
+    FileDiff {
+        path: spec.path.display().to_string(),
+        before,
+        after,
+        attributes,
+    }
 }
 
 fn attributes_text(uid: Option<u32>, gid: Option<u32>, mode: u32, current: Option<&CurrentFile>) -> String {
@@ -219,7 +250,11 @@ pub fn ensure_file(root: &Root, spec: &FileSpec, check: bool, redactor: &Redacto
     let current = CurrentFile::read(&host_path).with_context(|| format!("read {}", spec.path.display()))?;
     let plan = plan_file(current.as_ref(), spec);
     if !plan.is_change() {
-        return Ok(FileOutcome { plan, diff: None, backup: None });
+        return Ok(FileOutcome {
+            plan,
+            diff: None,
+            backup: None,
+        });
     }
     let diff = Some(file_diff(current.as_ref(), spec, redactor));
     let mut backup = None;
@@ -240,7 +275,9 @@ pub fn apply_file(host_path: &Path, spec: &FileSpec, plan: &FilePlan) -> io::Res
             std::os::unix::fs::chown(host_path, spec.uid, spec.gid)?;
             fs::set_permissions(host_path, Permissions::from_mode(spec.mode))
         }
-        FilePlan::Create | FilePlan::Replace => write_atomically(host_path, &spec.content, spec.uid, spec.gid, spec.mode),
+        FilePlan::Create | FilePlan::Replace => {
+            write_atomically(host_path, &spec.content, spec.uid, spec.gid, spec.mode)
+        }
     }
 }
 
@@ -249,7 +286,10 @@ pub fn write_atomically(path: &Path, content: &[u8], uid: Option<u32>, gid: Opti
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no parent directory"))?;
-    let file_name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut temp = tempfile::Builder::new()
         .prefix(&format!(".{file_name}."))
         .suffix(".tmp")
@@ -272,12 +312,20 @@ fn write_backup(path: &Path) -> io::Result<PathBuf> {
         .unwrap_or_default();
     let backup = path.with_file_name(format!(
         "{}.{}.bak",
-        path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default(),
+        path.file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         stamp
     ));
     let metadata = fs::metadata(path)?;
     let content = fs::read(path)?;
-    write_atomically(&backup, &content, Some(metadata.uid()), Some(metadata.gid()), metadata.mode() & 0o7777)?;
+    write_atomically(
+        &backup,
+        &content,
+        Some(metadata.uid()),
+        Some(metadata.gid()),
+        metadata.mode() & 0o7777,
+    )?;
     Ok(backup)
 }
 
@@ -311,8 +359,12 @@ pub fn ensure_dir(root: &Root, spec: &DirSpec, check: bool) -> anyhow::Result<Di
     let wanted_text = |current: Option<&fs::Metadata>| {
         format!(
             "{}:{} {:04o}",
-            spec.uid.or(current.map(MetadataExt::uid)).map_or("-".to_owned(), |id| id.to_string()),
-            spec.gid.or(current.map(MetadataExt::gid)).map_or("-".to_owned(), |id| id.to_string()),
+            spec.uid
+                .or(current.map(MetadataExt::uid))
+                .map_or("-".to_owned(), |id| id.to_string()),
+            spec.gid
+                .or(current.map(MetadataExt::gid))
+                .map_or("-".to_owned(), |id| id.to_string()),
             spec.mode
         )
     };
@@ -324,7 +376,10 @@ pub fn ensure_dir(root: &Root, spec: &DirSpec, check: bool) -> anyhow::Result<Di
             let before = format!("{}:{} {:04o}", metadata.uid(), metadata.gid(), metadata.mode() & 0o7777);
             let after = wanted_text(Some(&metadata));
             if before == after {
-                return Ok(DirOutcome { created: false, attributes: None });
+                return Ok(DirOutcome {
+                    created: false,
+                    attributes: None,
+                });
             }
             if !check {
                 std::os::unix::fs::chown(&host_path, spec.uid, spec.gid)
@@ -332,7 +387,10 @@ pub fn ensure_dir(root: &Root, spec: &DirSpec, check: bool) -> anyhow::Result<Di
                 fs::set_permissions(&host_path, Permissions::from_mode(spec.mode))
                     .with_context(|| format!("chmod {}", spec.path.display()))?;
             }
-            Ok(DirOutcome { created: false, attributes: Some(AttributeDiff { before, after }) })
+            Ok(DirOutcome {
+                created: false,
+                attributes: Some(AttributeDiff { before, after }),
+            })
         }
         Err(error) if error.kind() == io::ErrorKind::NotFound => {
             let parent_missing = host_path.parent().is_some_and(|parent| !parent.exists());
@@ -352,7 +410,13 @@ pub fn ensure_dir(root: &Root, spec: &DirSpec, check: bool) -> anyhow::Result<Di
                     File::open(parent)?.sync_all()?;
                 }
             }
-            Ok(DirOutcome { created: true, attributes: Some(AttributeDiff { before: "(absent)".to_owned(), after: wanted_text(None) }) })
+            Ok(DirOutcome {
+                created: true,
+                attributes: Some(AttributeDiff {
+                    before: "(absent)".to_owned(),
+                    after: wanted_text(None),
+                }),
+            })
         }
         Err(error) => Err(error).with_context(|| format!("inspect {}", spec.path.display())),
     }

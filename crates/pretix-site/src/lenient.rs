@@ -2,8 +2,8 @@
 //! ad-hoc `-a 'port=5'` arrives as the string `"5"` and `yes` as a string. JSON numbers and
 //! booleans are accepted as they are.
 
-use serde::de::{Deserializer, Error, Unexpected};
 use serde::Deserialize;
+use serde::de::{Deserializer, Error, Unexpected};
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -38,7 +38,10 @@ fn unsigned<'de, D: Deserializer<'de>>(deserializer: D, max: u64, what: &str) ->
 pub fn port<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u16, D::Error> {
     let number = unsigned(deserializer, u64::from(u16::MAX), "a port number from 1 to 65535")?;
     if number == 0 {
-        return Err(D::Error::invalid_value(Unexpected::Unsigned(0), &"a port number from 1 to 65535"));
+        return Err(D::Error::invalid_value(
+            Unexpected::Unsigned(0),
+            &"a port number from 1 to 65535",
+        ));
     }
     u16::try_from(number).map_err(D::Error::custom)
 }

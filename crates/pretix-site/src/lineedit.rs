@@ -32,7 +32,9 @@ pub struct Directive {
 
 impl Lines {
     pub fn parse(text: &str) -> Lines {
-        Lines { lines: text.split_inclusive('\n').map(str::to_owned).collect() }
+        Lines {
+            lines: text.split_inclusive('\n').map(str::to_owned).collect(),
+        }
     }
 
     pub fn render(&self) -> String {
@@ -81,10 +83,10 @@ impl Lines {
 
     fn ensure_final_newline(&mut self) {
         let terminator = self.line_ending();
-        if let Some(last) = self.lines.last_mut() {
-            if !last.ends_with('\n') {
-                last.push_str(&terminator);
-            }
+        if let Some(last) = self.lines.last_mut()
+            && !last.ends_with('\n')
+        {
+            last.push_str(&terminator);
         }
     }
 
@@ -129,7 +131,12 @@ impl Lines {
             }
             let line = strip_terminator(&self.lines[found.index]).to_owned();
             if let Some(parsed) = parse_directive(syntax, &line) {
-                let rewritten = format!("{}{}{}", &line[..parsed.value_start], raw_value, &line[parsed.value_end..]);
+                let rewritten = format!(
+                    "{}{}{}",
+                    &line[..parsed.value_start],
+                    raw_value,
+                    &line[parsed.value_end..]
+                );
                 self.replace(found.index, &rewritten);
                 return true;
             }
@@ -156,7 +163,9 @@ impl Lines {
 }
 
 fn strip_terminator(line: &str) -> &str {
-    line.strip_suffix("\r\n").or_else(|| line.strip_suffix('\n')).unwrap_or(line)
+    line.strip_suffix("\r\n")
+        .or_else(|| line.strip_suffix('\n'))
+        .unwrap_or(line)
 }
 
 fn line_terminator(line: &str) -> &str {
@@ -178,7 +187,9 @@ fn parse_directive(syntax: Syntax, line: &str) -> Option<ParsedDirective<'_>> {
         return None;
     }
     let name_len = body
-        .find(|character: char| !(character.is_ascii_alphanumeric() || character == '_' || character == '.' || character == '-'))
+        .find(|character: char| {
+            !(character.is_ascii_alphanumeric() || character == '_' || character == '.' || character == '-')
+        })
         .unwrap_or(body.len());
     if name_len == 0 {
         return None;
@@ -198,7 +209,12 @@ fn parse_directive(syntax: Syntax, line: &str) -> Option<ParsedDirective<'_>> {
     }
     let value_start = cursor;
     let value_end = value_end(syntax, line, value_start);
-    Some(ParsedDirective { name, raw_value: &line[value_start..value_end], value_start, value_end })
+    Some(ParsedDirective {
+        name,
+        raw_value: &line[value_start..value_end],
+        value_start,
+        value_end,
+    })
 }
 
 /// Where a value ends: before a trailing comment (postgresql.conf) and trailing whitespace.
@@ -253,7 +269,10 @@ mod tests {
     fn set_directive_keeps_spacing_and_comment() {
         let mut lines = Lines::parse("x = 1\nlisten_addresses\t=  'localhost'\t\t# what IP\ny = 2\n");
         assert!(lines.set_directive(Syntax::PostgresConf, "listen_addresses", "'localhost,172.17.0.1'"));
-        assert_eq!(lines.render(), "x = 1\nlisten_addresses\t=  'localhost,172.17.0.1'\t\t# what IP\ny = 2\n");
+        assert_eq!(
+            lines.render(),
+            "x = 1\nlisten_addresses\t=  'localhost,172.17.0.1'\t\t# what IP\ny = 2\n"
+        );
         assert!(!lines.set_directive(Syntax::PostgresConf, "listen_addresses", "'localhost,172.17.0.1'"));
     }
 
@@ -261,7 +280,10 @@ mod tests {
     fn set_directive_goes_after_commented_example() {
         let mut lines = Lines::parse("#listen_addresses = 'localhost'\t# what\nport = 5432\n");
         lines.set_directive(Syntax::PostgresConf, "listen_addresses", "'*'");
-        assert_eq!(lines.render(), "#listen_addresses = 'localhost'\t# what\nlisten_addresses = '*'\nport = 5432\n");
+        assert_eq!(
+            lines.render(),
+            "#listen_addresses = 'localhost'\t# what\nlisten_addresses = '*'\nport = 5432\n"
+        );
     }
 
     #[test]
@@ -274,13 +296,19 @@ mod tests {
     #[test]
     fn last_occurrence_wins() {
         let lines = Lines::parse("port 1\nPORT 2\n# port 3\n");
-        assert_eq!(lines.directive(Syntax::RedisConf, "port").map(|found| found.value), Some("2".to_owned()));
+        assert_eq!(
+            lines.directive(Syntax::RedisConf, "port").map(|found| found.value),
+            Some("2".to_owned())
+        );
     }
 
     #[test]
     fn quoted_hash_is_not_a_comment() {
         let lines = Lines::parse("x = 'a#b' # c\n");
-        assert_eq!(lines.directive(Syntax::PostgresConf, "x").map(|found| found.value), Some("a#b".to_owned()));
+        assert_eq!(
+            lines.directive(Syntax::PostgresConf, "x").map(|found| found.value),
+            Some("a#b".to_owned())
+        );
     }
 
     #[test]

@@ -108,7 +108,12 @@ impl Context {
             verbosity,
             services,
             redactor: Redactor::default(),
-            result: ToolResult { tool: tool.to_owned(), verb: verb.to_owned(), check_mode: check, ..ToolResult::default() },
+            result: ToolResult {
+                tool: tool.to_owned(),
+                verb: verb.to_owned(),
+                check_mode: check,
+                ..ToolResult::default()
+            },
             quiet_stderr: false,
         }
     }
@@ -141,7 +146,11 @@ impl Context {
     /// Records something that changed (or would change, in check mode).
     pub fn changed(&mut self, action: impl Into<String>) {
         let action = self.redactor.redact(&action.into());
-        let shown = if self.check { format!("would {action}") } else { action.clone() };
+        let shown = if self.check {
+            format!("would {action}")
+        } else {
+            action.clone()
+        };
         self.info(&shown);
         self.result.changed = true;
         self.result.actions.push(action);
@@ -166,7 +175,11 @@ impl Context {
             };
             eprintln!("{}: [{label}] {name}: {message}", self.result.tool);
         }
-        self.result.checks.push(CheckItem { name: name.to_owned(), status, message });
+        self.result.checks.push(CheckItem {
+            name: name.to_owned(),
+            status,
+            message,
+        });
     }
 
     /// The `check` findings so far.
@@ -216,8 +229,17 @@ impl Context {
     pub fn dir(&mut self, spec: &DirSpec) -> Result<DirOutcome, ToolError> {
         let outcome = ensure_dir(&self.root, spec, self.check)?;
         if let Some(attributes) = &outcome.attributes {
-            let what = if outcome.created { "create directory" } else { "fix owner/mode of directory" };
-            self.changed(format!("{what} {} ({} -> {})", spec.path.display(), attributes.before, attributes.after));
+            let what = if outcome.created {
+                "create directory"
+            } else {
+                "fix owner/mode of directory"
+            };
+            self.changed(format!(
+                "{what} {} ({} -> {})",
+                spec.path.display(),
+                attributes.before,
+                attributes.after
+            ));
         }
         Ok(outcome)
     }
@@ -241,7 +263,7 @@ impl Context {
         let outcome = self.services.systemctl(args, self.check, &mut log)?;
         match outcome {
             ServiceOutcome::Performed => self.changed(format!("systemctl {}", args.join(" "))),
-            ServiceOutcome::Skipped { reason } if reason == "--root" => {
+            ServiceOutcome::Skipped { reason: "--root" } => {
                 self.note(format!("skipped (--root): systemctl {}", args.join(" ")))
             }
             ServiceOutcome::Skipped { .. } => self.changed(format!("systemctl {}", args.join(" "))),
@@ -275,11 +297,18 @@ pub fn run_verb<T: Tool>(command: &T::Command, verb: &str, mut ctx: Context, mut
         .ok()
         .and_then(|results| results.into_iter().rev().find(|result| result.failed));
     if let Some(upstream) = upstream_failure {
-        let msg = format!("not run: {} {} failed upstream: {}", upstream.tool, upstream.verb, upstream.msg);
+        let msg = format!(
+            "not run: {} {} failed upstream: {}",
+            upstream.tool, upstream.verb, upstream.msg
+        );
         eprintln!("{}: error: {msg}", T::NAME);
         let result = ctx.finish(&msg, true);
         document.push_result(&result);
-        return RunOutcome { document, result, exit_code: EXIT_FAILED };
+        return RunOutcome {
+            document,
+            result,
+            exit_code: EXIT_FAILED,
+        };
     }
     let outcome = (|| -> Result<String, ToolError> {
         let _lock = if T::is_read_only(command) || ctx.check {
@@ -298,7 +327,11 @@ pub fn run_verb<T: Tool>(command: &T::Command, verb: &str, mut ctx: Context, mut
             }
             let result = ctx.finish(&msg, false);
             document.push_result(&result);
-            RunOutcome { document, result, exit_code: EXIT_OK }
+            RunOutcome {
+                document,
+                result,
+                exit_code: EXIT_OK,
+            }
         }
         Err(error) => {
             let exit_code = error.exit_code();
@@ -308,7 +341,11 @@ pub fn run_verb<T: Tool>(command: &T::Command, verb: &str, mut ctx: Context, mut
             }
             let result = ctx.finish(&msg, true);
             document.push_result(&result);
-            RunOutcome { document, result, exit_code }
+            RunOutcome {
+                document,
+                result,
+                exit_code,
+            }
         }
     }
 }
@@ -337,7 +374,11 @@ pub fn main<T: Tool>() -> i32 {
             return EXIT_BAD_INPUT;
         }
     };
-    let verbosity = if cli.common.quiet { -1 } else { i8::try_from(cli.common.verbose).unwrap_or(i8::MAX) };
+    let verbosity = if cli.common.quiet {
+        -1
+    } else {
+        i8::try_from(cli.common.verbose).unwrap_or(i8::MAX)
+    };
     let document = match read_document(cli.common.site.as_deref()) {
         Ok(document) => document,
         Err(error) => {
@@ -345,7 +386,14 @@ pub fn main<T: Tool>() -> i32 {
             return finish_without_document::<T>(&verb, &error);
         }
     };
-    let mut ctx = Context::new(T::NAME, &verb, cli.common.check, cli.common.diff, cli.common.root, verbosity);
+    let mut ctx = Context::new(
+        T::NAME,
+        &verb,
+        cli.common.check,
+        cli.common.diff,
+        cli.common.root,
+        verbosity,
+    );
     ctx.offline = cli.common.offline;
     let outcome = run_verb::<T>(&cli.command, &verb, ctx, document);
     print_stdout(&outcome.document.to_json_pretty());

@@ -27,7 +27,9 @@ pub struct SecretRef {
 
 impl SecretRef {
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        SecretRef { secret_file: path.into() }
+        SecretRef {
+            secret_file: path.into(),
+        }
     }
 }
 
@@ -142,13 +144,22 @@ pub fn read_secret(root: &Root, reference: &SecretRef, field: &str) -> Result<Se
 /// short to be safe is refused.
 pub fn validate_secret_text(value: &str, field: &str) -> Result<(), ToolError> {
     if value.is_empty() {
-        return Err(ToolError::input(field, "the secret file is empty: put the secret on its first line"));
+        return Err(ToolError::input(
+            field,
+            "the secret file is empty: put the secret on its first line",
+        ));
     }
     if value.contains(['\n', '\r', '\0']) {
-        return Err(ToolError::input(field, "the secret holds a line break or NUL byte: keep it on one line"));
+        return Err(ToolError::input(
+            field,
+            "the secret holds a line break or NUL byte: keep it on one line",
+        ));
     }
     if value.chars().count() < 8 {
-        return Err(ToolError::input(field, "the secret is shorter than 8 characters: use a longer one"));
+        return Err(ToolError::input(
+            field,
+            "the secret is shorter than 8 characters: use a longer one",
+        ));
     }
     Ok(())
 }

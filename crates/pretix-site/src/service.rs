@@ -27,7 +27,9 @@ enum Mode {
 pub enum ServiceOutcome {
     Performed,
     /// Not performed because of `--root` or check mode; the caller reports it.
-    Skipped { reason: &'static str },
+    Skipped {
+        reason: &'static str,
+    },
 }
 
 /// The systemctl seam.

@@ -38,7 +38,9 @@ pub fn lookup_group(root: &Root, name: &str) -> std::io::Result<Option<u32>> {
     };
     Ok(text.lines().find_map(|line| {
         let fields: Vec<&str> = line.split(':').collect();
-        (fields.len() >= 3 && fields[0] == name).then(|| fields[2].parse().ok()).flatten()
+        (fields.len() >= 3 && fields[0] == name)
+            .then(|| fields[2].parse().ok())
+            .flatten()
     }))
 }
 

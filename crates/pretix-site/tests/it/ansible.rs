@@ -24,7 +24,9 @@ fn arguments_file_is_parsed_with_internal_keys_honoured_or_ignored() {
 #[test]
 fn unknown_options_fail_with_suggestion_unless_ignored() {
     match parse_module_args(r#"{"databse": {}}"#) {
-        Err(ToolError::Input { message, .. }) => assert!(message.contains("databse (did you mean database?)"), "{message}"),
+        Err(ToolError::Input { message, .. }) => {
+            assert!(message.contains("databse (did you mean database?)"), "{message}")
+        }
         other => panic!("expected an input error, got {other:?}"),
     }
     let args = parse_module_args(r#"{"databse": {}, "_ansible_ignore_unknown_opts": true}"#).expect("ignored");
@@ -40,7 +42,12 @@ fn result_has_the_keys_ansible_reads() {
         changed: true,
         msg: "created role pretix".into(),
         warnings: vec!["restart needed".into()],
-        diffs: vec![FileDiff { path: "/etc/x".into(), before: "a\n".into(), after: "b\n".into(), attributes: None }],
+        diffs: vec![FileDiff {
+            path: "/etc/x".into(),
+            before: "a\n".into(),
+            after: "b\n".into(),
+            attributes: None,
+        }],
         ..ToolResult::default()
     };
     let output = module_result(&result, &args.document, true);
@@ -51,7 +58,13 @@ fn result_has_the_keys_ansible_reads() {
     assert_eq!(output["diff"][0]["before_header"], "/etc/x");
     assert_eq!(output["diff"][0]["after"], "b\n");
     assert!(output["site"].is_object());
-    assert!(output.as_object().expect("object").keys().all(|key| !key.starts_with("_ansible")));
+    assert!(
+        output
+            .as_object()
+            .expect("object")
+            .keys()
+            .all(|key| !key.starts_with("_ansible"))
+    );
     let without_diff = module_result(&result, &args.document, false);
     assert!(without_diff.get("diff").is_none());
 }

@@ -1,7 +1,7 @@
+use pretix_site::SecretRef;
 use pretix_site::document::Document;
 use pretix_site::error::ToolError;
 use pretix_site::sections::{ConfigValue, Database};
-use pretix_site::SecretRef;
 
 fn input_error(result: Result<impl std::fmt::Debug, ToolError>) -> (String, String) {
     match result {
@@ -22,7 +22,12 @@ fn round_trip_keeps_every_section_and_key_order() {
     let again = Document::parse(&document.to_json_pretty()).expect("reparse");
     assert_eq!(document, again);
     let value: serde_json::Value = serde_json::from_str(&document.to_json_pretty()).expect("json");
-    let keys: Vec<&str> = value["config"]["pretix"].as_object().expect("object").keys().map(String::as_str).collect();
+    let keys: Vec<&str> = value["config"]["pretix"]
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(keys, ["url", "currency"]);
 }
 
@@ -83,8 +88,14 @@ fn config_values_accept_text_numbers_booleans_and_secret_references() {
         r#"{"config": {"mail": {"port": 25, "tls": true, "from": "a@b.c", "password": {"secret_file": "/etc/x"}}}}"#,
     )
     .expect("parse");
-    assert_eq!(document.config_value("mail", "port").expect("port"), Some(ConfigValue::Integer(25)));
-    assert_eq!(document.config_value("mail", "tls").expect("tls"), Some(ConfigValue::Bool(true)));
+    assert_eq!(
+        document.config_value("mail", "port").expect("port"),
+        Some(ConfigValue::Integer(25))
+    );
+    assert_eq!(
+        document.config_value("mail", "tls").expect("tls"),
+        Some(ConfigValue::Bool(true))
+    );
     assert_eq!(
         document.config_value("mail", "password").expect("password"),
         Some(ConfigValue::Secret(SecretRef::new("/etc/x")))

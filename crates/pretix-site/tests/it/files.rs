@@ -18,12 +18,17 @@ fn mtime_nanos(path: &Path) -> i128 {
 fn create_then_noop_keeps_mtime_and_reports_unchanged() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = Root::at(dir.path());
-    let spec = FileSpec::new("/pretix.cfg", "[pretix]\nurl=https://x\n").owner(15371, 15371).mode(0o600);
+    let spec = FileSpec::new("/pretix.cfg", "[pretix]\nurl=https://x\n")
+        .owner(15371, 15371)
+        .mode(0o600);
     let first = ensure_file(&root, &spec, false, &Redactor::default()).expect("create");
     assert_eq!(first.plan, FilePlan::Create);
     let path = dir.path().join("pretix.cfg");
     let metadata = std::fs::metadata(&path).expect("metadata");
-    assert_eq!((metadata.uid(), metadata.gid(), metadata.mode() & 0o7777), (15371, 15371, 0o600));
+    assert_eq!(
+        (metadata.uid(), metadata.gid(), metadata.mode() & 0o7777),
+        (15371, 15371, 0o600)
+    );
     let before = mtime_nanos(&path);
     std::thread::sleep(Duration::from_millis(20));
     let second = ensure_file(&root, &spec, false, &Redactor::default()).expect("noop");
@@ -93,24 +98,50 @@ fn secret_files_never_show_their_content_in_diffs() {
 fn directories_are_created_fixed_and_left_alone() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = Root::at(dir.path());
-    let spec = DirSpec { path: "/data".into(), uid: Some(15371), gid: Some(15371), mode: 0o755 };
+    let spec = DirSpec {
+        path: "/data".into(),
+        uid: Some(15371),
+        gid: Some(15371),
+        mode: 0o755,
+    };
     assert!(ensure_dir(&root, &spec, false).expect("create").created);
     std::fs::write(dir.path().join("data/keep"), "data").expect("write");
-    std::fs::set_permissions(dir.path().join("data"), std::os::unix::fs::PermissionsExt::from_mode(0o777)).expect("chmod");
+    std::fs::set_permissions(
+        dir.path().join("data"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .expect("chmod");
     let fixed = ensure_dir(&root, &spec, false).expect("fix");
     assert!(!fixed.created && fixed.changed());
-    assert_eq!(std::fs::metadata(dir.path().join("data")).expect("meta").mode() & 0o7777, 0o755);
+    assert_eq!(
+        std::fs::metadata(dir.path().join("data")).expect("meta").mode() & 0o7777,
+        0o755
+    );
     assert!(!ensure_dir(&root, &spec, false).expect("noop").changed());
-    assert_eq!(std::fs::read_to_string(dir.path().join("data/keep")).expect("kept"), "data");
-    let orphan = DirSpec { path: "/missing-parent/data".into(), uid: None, gid: None, mode: 0o755 };
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("data/keep")).expect("kept"),
+        "data"
+    );
+    let orphan = DirSpec {
+        path: "/missing-parent/data".into(),
+        uid: None,
+        gid: None,
+        mode: 0o755,
+    };
     let error = ensure_dir(&root, &orphan, false).expect_err("parent missing");
-    assert!(format!("{error:#}").contains("parent directory does not exist"), "{error:#}");
+    assert!(
+        format!("{error:#}").contains("parent directory does not exist"),
+        "{error:#}"
+    );
 }
 
 #[test]
 fn root_maps_absolute_paths_and_refuses_to_escape() {
     let root = Root::at("/tmp/stage");
-    assert_eq!(root.host_path(Path::new("/etc/pretix/pretix.cfg")), Path::new("/tmp/stage/etc/pretix/pretix.cfg"));
+    assert_eq!(
+        root.host_path(Path::new("/etc/pretix/pretix.cfg")),
+        Path::new("/tmp/stage/etc/pretix/pretix.cfg")
+    );
     assert_eq!(Root::system().host_path(Path::new("/etc/x")), Path::new("/etc/x"));
 }
 
@@ -121,7 +152,10 @@ fn a_second_run_waits_for_the_lock_and_gives_up_clearly() {
     let lock_path = Path::new("/run/lock/pretix-toolkit.lock");
     let held = RunLock::acquire(&root, lock_path, Duration::from_secs(1)).expect("first");
     let error = RunLock::acquire(&root, lock_path, Duration::from_millis(200)).expect_err("second must wait");
-    assert!(format!("{error:#}").contains("another pretix toolkit run holds"), "{error:#}");
+    assert!(
+        format!("{error:#}").contains("another pretix toolkit run holds"),
+        "{error:#}"
+    );
     drop(held);
     RunLock::acquire(&root, lock_path, Duration::from_secs(1)).expect("free again");
 }
@@ -138,8 +172,17 @@ fn assert_only_lines_changed(before: &str, after: &str, expected_changed: &[&str
         .filter(|change| change.tag() == similar::ChangeTag::Insert)
         .map(|change| change.value().to_owned())
         .collect();
-    let deleted = diff.iter_all_changes().filter(|change| change.tag() == similar::ChangeTag::Delete).count();
-    assert_eq!(inserted, expected_changed.iter().map(|line| format!("{line}\n")).collect::<Vec<_>>());
+    let deleted = diff
+        .iter_all_changes()
+        .filter(|change| change.tag() == similar::ChangeTag::Delete)
+        .count();
+    assert_eq!(
+        inserted,
+        expected_changed
+            .iter()
+            .map(|line| format!("{line}\n"))
+            .collect::<Vec<_>>()
+    );
     assert!(deleted <= expected_changed.len());
 }
 
@@ -147,14 +190,28 @@ fn assert_only_lines_changed(before: &str, after: &str, expected_changed: &[&str
 fn debian_postgresql_conf_keeps_every_untouched_byte() {
     let original = fixture("postgresql.conf");
     let mut lines = Lines::parse(&original);
-    assert!(lines.set_directive(Syntax::PostgresConf, "listen_addresses", &quote_postgres("localhost,172.17.0.1")));
+    assert!(lines.set_directive(
+        Syntax::PostgresConf,
+        "listen_addresses",
+        &quote_postgres("localhost,172.17.0.1")
+    ));
     let edited = lines.render();
     assert_only_lines_changed(&original, &edited, &["listen_addresses = 'localhost,172.17.0.1'"]);
     // The new line sits right under Debian's commented example.
     let position = edited.find("#listen_addresses").expect("example");
-    assert!(edited[position..].lines().nth(1).expect("next").starts_with("listen_addresses = "));
+    assert!(
+        edited[position..]
+            .lines()
+            .nth(1)
+            .expect("next")
+            .starts_with("listen_addresses = ")
+    );
     let mut again = Lines::parse(&edited);
-    assert!(!again.set_directive(Syntax::PostgresConf, "listen_addresses", &quote_postgres("localhost,172.17.0.1")));
+    assert!(!again.set_directive(
+        Syntax::PostgresConf,
+        "listen_addresses",
+        &quote_postgres("localhost,172.17.0.1")
+    ));
 }
 
 #[test]
@@ -164,7 +221,11 @@ fn debian_redis_conf_keeps_every_untouched_byte() {
     lines.set_directive(Syntax::RedisConf, "unixsocket", "/var/run/redis/redis.sock");
     lines.set_directive(Syntax::RedisConf, "unixsocketperm", "770");
     let edited = lines.render();
-    assert_only_lines_changed(&original, &edited, &["unixsocket /var/run/redis/redis.sock", "unixsocketperm 770"]);
+    assert_only_lines_changed(
+        &original,
+        &edited,
+        &["unixsocket /var/run/redis/redis.sock", "unixsocketperm 770"],
+    );
     // Re-editing an active line rewrites it in place.
     let mut lines = Lines::parse(&edited);
     lines.set_directive(Syntax::RedisConf, "unixsocketperm", "777");
@@ -188,7 +249,12 @@ fn killed_writer_leaves_old_or_new_file_whole() {
     write_atomically(&target, &vec![b'o'; SIZE], None, None, 0o644).expect("initial");
     for attempt in 0..12u64 {
         let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
-            .args(["files::killed_writer_leaves_old_or_new_file_whole", "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                "files::killed_writer_leaves_old_or_new_file_whole",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("PRETIX_SITE_WRITER_CHILD", &target)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -200,7 +266,13 @@ fn killed_writer_leaves_old_or_new_file_whole() {
         let content = std::fs::read(&target).expect("read");
         assert_eq!(content.len(), SIZE, "attempt {attempt}: partial file");
         let first = content[0];
-        assert!(matches!(first, b'o' | b'a' | b'b'), "attempt {attempt}: unexpected byte");
-        assert!(content.iter().all(|byte| *byte == first), "attempt {attempt}: mixed content");
+        assert!(
+            matches!(first, b'o' | b'a' | b'b'),
+            "attempt {attempt}: unexpected byte"
+        );
+        assert!(
+            content.iter().all(|byte| *byte == first),
+            "attempt {attempt}: mixed content"
+        );
     }
 }

@@ -36,7 +36,13 @@ impl Tool for DemoTool {
         if matches!(command, Command::Fail) {
             return Err(ToolError::failed(format!("server said no to {}", secret.expose())));
         }
-        ctx.file(&FileSpec::new("/etc/demo.conf", format!("name={}\npassword={}\n", database.name, secret.expose())).mode(0o600))?;
+        ctx.file(
+            &FileSpec::new(
+                "/etc/demo.conf",
+                format!("name={}\npassword={}\n", database.name, secret.expose()),
+            )
+            .mode(0o600),
+        )?;
         document.set_config_value("database", "name", ConfigValue::Text(database.name.clone()));
         ctx.warn(format!("the password {} is weak", secret.expose()));
         Ok(format!("configured {} with {}", database.name, secret.expose()))
@@ -89,10 +95,17 @@ fn secrets_are_redacted_in_messages_diffs_warnings_and_errors() {
     assert!(!json.contains("hunter2-very-secret"), "{json}");
     assert!(json.contains("********"));
     let written = std::fs::read_to_string(root.path().join("etc/demo.conf")).expect("read");
-    assert!(written.contains("hunter2-very-secret"), "the file itself holds the real value");
+    assert!(
+        written.contains("hunter2-very-secret"),
+        "the file itself holds the real value"
+    );
     let failed = run("{}", Command::Fail, root.path(), false);
     assert!(!failed.document.to_json_pretty().contains("hunter2-very-secret"));
-    assert!(failed.result.msg.contains("server said no to ********"), "{}", failed.result.msg);
+    assert!(
+        failed.result.msg.contains("server said no to ********"),
+        "{}",
+        failed.result.msg
+    );
 }
 
 #[test]
@@ -108,7 +121,11 @@ fn bad_input_gives_exit_2_and_touches_nothing() {
     let root = temp_root();
     let outcome = run(r#"{"database": {"nmae": "x"}}"#, Command::Apply, root.path(), false);
     assert_eq!(outcome.exit_code, 2);
-    assert!(outcome.result.msg.starts_with("database.nmae: unknown field `nmae`"), "{}", outcome.result.msg);
+    assert!(
+        outcome.result.msg.starts_with("database.nmae: unknown field `nmae`"),
+        "{}",
+        outcome.result.msg
+    );
     assert!(!root.path().join("etc/demo.conf").exists());
 }
 
@@ -118,7 +135,11 @@ fn upstream_failure_stops_the_pipeline() {
     let failed = run("{}", Command::Fail, root.path(), false);
     let next = run(&failed.document.to_json_pretty(), Command::Apply, root.path(), false);
     assert_eq!(next.exit_code, 1);
-    assert!(next.result.msg.starts_with("not run: demo apply failed upstream"), "{}", next.result.msg);
+    assert!(
+        next.result.msg.starts_with("not run: demo apply failed upstream"),
+        "{}",
+        next.result.msg
+    );
     assert!(!root.path().join("etc/demo.conf").exists());
 }
 
