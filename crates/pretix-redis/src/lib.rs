@@ -1,17 +1,39 @@
-//! `pretix-redis`: Redis for pretix.
+//! `pretix-redis`: the "Redis" step of pretix's Docker guide, against a real redis-server.
 //!
-//! Not built yet: every verb fails with a clear "not implemented yet" error and exit 1.
+//! - redis.conf: `unixsocket` and `unixsocketperm` (plus `bind`, `port`, `requirepass` in tcp
+//!   mode), every other byte kept;
+//! - the systemd drop-in `RuntimeDirectoryPreserve=yes` (then a daemon-reload);
+//! - a restart of redis-server only when redis.conf changed, then a bounded wait for the socket;
+//! - verification: PING, the socket's mode and group, and `databases` covering 0, 1 and 2;
+//! - the document gets `config.redis`, `config.celery`, `container.volumes` and
+//!   `container.group_add`.
+//!
+//! The modules follow inspect → pure plan → apply: `settings` (the section, checked), `conf` and
+//! `dropin` (pure planning), `inspect` (reading the host), `server` (the one Redis adapter),
+//! `pretix_config` (the document), `apply` and `check` (the verbs).
 
 use clap::Subcommand;
-use pretix_site::run::not_implemented;
 use pretix_site::{Context, Document, Tool, ToolError};
+
+pub mod apply;
+pub mod check;
+pub mod conf;
+pub mod dropin;
+pub mod error;
+pub mod inspect;
+pub mod pretix_config;
+pub mod server;
+pub mod settings;
+
+pub use error::RedisSetupError;
 
 /// The verbs of `pretix-redis`.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
-    /// Converge the host to the document (not implemented yet)
+    /// Edit redis.conf (unixsocket, unixsocketperm), write the systemd drop-in, restart redis-server when
+    /// redis.conf changed, verify it answers, and add pretix's [redis] and [celery] settings to the document
     Apply,
-    /// Read-only: report each item as ok, warning or failure (not implemented yet)
+    /// Read-only: report redis.conf, the drop-in, the socket and the server as ok, warning or failure
     Check,
 }
 
@@ -21,15 +43,27 @@ pub struct RedisTool;
 impl Tool for RedisTool {
     type Command = Command;
     const NAME: &'static str = "pretix-redis";
-    const ABOUT: &'static str = "Redis for pretix (not implemented yet)";
+    const ABOUT: &'static str =
+        "Redis for pretix: the unix socket (world, group or tcp mode), the systemd drop-in, verification";
 
     fn is_read_only(command: &Command) -> bool {
         matches!(command, Command::Check)
     }
 
-    fn run(command: &Command, _ctx: &mut Context, document: &mut Document) -> Result<String, ToolError> {
-        let _section: pretix_site::sections::Redis = document.section("redis")?;
-        let verb = format!("{command:?}").to_lowercase();
-        Err(not_implemented(Self::NAME, &verb, "built in a later issue"))
+    fn run(command: &Command, ctx: &mut Context, document: &mut Document) -> Result<String, ToolError> {
+        match command {
+            Command::Apply => apply::apply(ctx, document),
+            Command::Check => check::check(ctx, document),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_consistent() {
+        pretix_site::run::command::<RedisTool>().debug_assert();
     }
 }
