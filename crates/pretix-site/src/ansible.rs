@@ -159,20 +159,7 @@ pub fn module_result(result: &ToolResult, document: &Document, diff_mode: bool) 
         let diffs: Vec<Value> = result
             .diffs
             .iter()
-            .map(|diff| {
-                let mut before = diff.before.clone();
-                let mut after = diff.after.clone();
-                if let Some(attributes) = &diff.attributes {
-                    before.push_str(&format!("# owner and mode: {}\n", attributes.before));
-                    after.push_str(&format!("# owner and mode: {}\n", attributes.after));
-                }
-                json!({
-                    "before": before,
-                    "after": after,
-                    "before_header": diff.path,
-                    "after_header": diff.path,
-                })
-            })
+            .map(|diff| json!({ "prepared": diff.unified() }))
             .collect();
         output["diff"] = Value::Array(diffs);
     }

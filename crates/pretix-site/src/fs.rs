@@ -208,12 +208,7 @@ pub fn file_diff(current: Option<&CurrentFile>, spec: &FileSpec, redactor: &Reda
             })
         }
     };
-    FileDiff {
-        path: spec.path.display().to_string(),
-        before,
-        after,
-        attributes,
-    }
+    FileDiff::between(&spec.path.display().to_string(), &before, &after, attributes)
 }
 
 fn attributes_text(uid: Option<u32>, gid: Option<u32>, mode: u32, current: Option<&CurrentFile>) -> String {

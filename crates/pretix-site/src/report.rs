@@ -35,15 +35,16 @@ pub struct ToolResult {
     pub checks: Vec<CheckItem>,
 }
 
-/// Before and after of one file. Secrets are already redacted.
+/// What changed in one file: a unified diff of the content (secrets already redacted) and the
+/// owner/mode change. The document carries the diff, not both whole versions, so a result for a
+/// 2000-line redis.conf stays a few lines long.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileDiff {
     pub path: String,
-    /// The content before; empty for a new file.
-    pub before: String,
-    /// The content after.
-    pub after: String,
+    /// Unified diff of the content (3 lines of context); empty when only owner or mode change.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub diff: String,
     /// Owner and mode before and after, when they change, e.g. `0:0 0644`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attributes: Option<AttributeDiff>,
@@ -58,19 +59,27 @@ pub struct AttributeDiff {
 }
 
 impl FileDiff {
-    /// A unified diff for humans.
-    pub fn unified(&self) -> String {
-        let mut text = String::new();
-        if self.before != self.after {
-            let diff = similar::TextDiff::from_lines(&self.before, &self.after);
-            text.push_str(
-                &diff
-                    .unified_diff()
-                    .context_radius(3)
-                    .header(&format!("{} (before)", self.path), &format!("{} (after)", self.path))
-                    .to_string(),
-            );
+    /// Builds the diff of two versions of a file.
+    pub fn between(path: &str, before: &str, after: &str, attributes: Option<AttributeDiff>) -> FileDiff {
+        let diff = if before == after {
+            String::new()
+        } else {
+            similar::TextDiff::from_lines(before, after)
+                .unified_diff()
+                .context_radius(3)
+                .header(&format!("{path} (before)"), &format!("{path} (after)"))
+                .to_string()
+        };
+        FileDiff {
+            path: path.to_owned(),
+            diff,
+            attributes,
         }
+    }
+
+    /// The diff for humans: the content diff and a line for an owner/mode change.
+    pub fn unified(&self) -> String {
+        let mut text = self.diff.clone();
         if let Some(attributes) = &self.attributes {
             text.push_str(&format!(
                 "{}: owner and mode {} -> {}\n",

@@ -42,12 +42,7 @@ fn result_has_the_keys_ansible_reads() {
         changed: true,
         msg: "created role pretix".into(),
         warnings: vec!["restart needed".into()],
-        diffs: vec![FileDiff {
-            path: "/etc/x".into(),
-            before: "a\n".into(),
-            after: "b\n".into(),
-            attributes: None,
-        }],
+        diffs: vec![FileDiff::between("/etc/x", "a\n", "b\n", None)],
         ..ToolResult::default()
     };
     let output = module_result(&result, &args.document, true);
@@ -55,8 +50,11 @@ fn result_has_the_keys_ansible_reads() {
     assert_eq!(output["failed"], false);
     assert_eq!(output["msg"], "created role pretix");
     assert_eq!(output["warnings"][0], "restart needed");
-    assert_eq!(output["diff"][0]["before_header"], "/etc/x");
-    assert_eq!(output["diff"][0]["after"], "b\n");
+    let prepared = output["diff"][0]["prepared"].as_str().expect("prepared diff");
+    assert!(
+        prepared.contains("-a\n+b\n") && prepared.contains("/etc/x (before)"),
+        "{prepared}"
+    );
     assert!(output["site"].is_object());
     assert!(
         output

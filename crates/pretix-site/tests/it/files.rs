@@ -90,8 +90,8 @@ fn secret_files_never_show_their_content_in_diffs() {
     let spec = FileSpec::new("/secret", "hunter2-long-password\n").mode(0o600).secret();
     let outcome = ensure_file(&Root::at(dir.path()), &spec, false, &Redactor::default()).expect("create");
     let diff = outcome.diff.expect("diff");
-    assert!(!diff.after.contains("hunter2"), "{}", diff.after);
-    assert!(diff.after.contains("********"));
+    assert!(!diff.diff.contains("hunter2"), "{}", diff.diff);
+    assert!(diff.diff.contains("********"));
 }
 
 #[test]
