@@ -1,18 +1,45 @@
-//! `pretix-cfg`: pretix.cfg and the data directory.
+//! `pretix-cfg`: `/etc/pretix/pretix.cfg` and the data directory, the guide's "Data files" and
+//! "Config file" sections, validated against pretix 2026.8's real option schema.
 //!
-//! Not built yet: every verb fails with a clear "not implemented yet" error and exit 1.
+//! - `apply`: renders pretix.cfg from the document's `config` (secrets read from their files),
+//!   creates the config and data directories with the container's owner, and writes the file
+//!   owner-only. Everything is validated first; nothing is written when anything is wrong.
+//! - `check`: read-only; parses the file on disk, validates it, reports owner/mode problems and
+//!   differences from the document.
+//! - `import FILE`: reads an existing pretix.cfg into the document (secrets moved to root-only
+//!   secret files), so a hand-made install can be adopted.
+//! - `env`: the same settings as `PRETIX_<SECTION>_<KEY>` variables in a root-only env file.
+
+pub mod ini;
+pub mod rules;
+pub mod schema;
+
+mod desired;
+
+use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use pretix_site::run::not_implemented;
-use pretix_site::{Context, Document, Tool, ToolError};
+use pretix_site::fs::{CurrentFile, DirSpec, FileSpec};
+use pretix_site::report::CheckStatus;
+use pretix_site::sections::{ConfigValue, DataDirAccess, Paths};
+use pretix_site::{Context, Document, SecretRef, Tool, ToolError};
+
+pub use desired::{Desired, MANAGED_HEADER, desired_config};
 
 /// The verbs of `pretix-cfg`.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
-    /// Converge the host to the document (not implemented yet)
+    /// Render pretix.cfg and create the config and data directories
     Apply,
-    /// Read-only: report each item as ok, warning or failure (not implemented yet)
+    /// Read-only: validate the file on disk, its owner and mode, and compare it with the document
     Check,
+    /// Read an existing pretix.cfg into the document's `config` (secrets go to secret files)
+    Import {
+        /// The file to import; default: pretix.cfg in paths.config_dir
+        file: Option<PathBuf>,
+    },
+    /// Write the settings as PRETIX_<SECTION>_<KEY> variables to paths.env_file (root-only)
+    Env,
 }
 
 /// The `pretix-cfg` tool.
@@ -21,15 +48,348 @@ pub struct CfgTool;
 impl Tool for CfgTool {
     type Command = Command;
     const NAME: &'static str = "pretix-cfg";
-    const ABOUT: &'static str = "pretix.cfg and the data directory (not implemented yet)";
+    const ABOUT: &'static str = "pretix.cfg and the data directory, validated against pretix's real option schema";
 
     fn is_read_only(command: &Command) -> bool {
         matches!(command, Command::Check)
     }
 
-    fn run(command: &Command, _ctx: &mut Context, document: &mut Document) -> Result<String, ToolError> {
-        let _section: pretix_site::sections::Paths = document.section("paths")?;
-        let verb = format!("{command:?}").to_lowercase();
-        Err(not_implemented(Self::NAME, &verb, "built in a later issue"))
+    fn run(command: &Command, ctx: &mut Context, document: &mut Document) -> Result<String, ToolError> {
+        let paths: Paths = document.section("paths")?;
+        validate_paths(&paths)?;
+        match command {
+            Command::Apply => apply(ctx, document, &paths),
+            Command::Check => check(ctx, document, &paths),
+            Command::Import { file } => import(ctx, document, &paths, file.as_deref()),
+            Command::Env => env(ctx, document, &paths),
+        }
     }
+}
+
+/// The file inside the config dir.
+pub fn config_file(paths: &Paths) -> PathBuf {
+    paths.config_dir.join("pretix.cfg")
+}
+
+fn validate_paths(paths: &Paths) -> Result<(), ToolError> {
+    for (field, path) in [
+        ("paths.config_dir", &paths.config_dir),
+        ("paths.data_dir", &paths.data_dir),
+        ("paths.secrets_dir", &paths.secrets_dir),
+        ("paths.env_file", &paths.env_file),
+    ] {
+        if !path.is_absolute() {
+            return Err(ToolError::input(
+                field,
+                format!("{} is relative: give an absolute path", path.display()),
+            ));
+        }
+        if path
+            .components()
+            .any(|component| matches!(component, std::path::Component::ParentDir))
+        {
+            return Err(ToolError::input(
+                field,
+                format!("{} contains `..`: give a plain absolute path", path.display()),
+            ));
+        }
+        if path.parent().is_none() {
+            return Err(ToolError::input(field, "must not be / itself"));
+        }
+    }
+    if paths.owner_uid == 0 {
+        return Err(ToolError::input(
+            "paths.owner_uid",
+            "0 would make root own pretix's files: the container runs as 15371, keep that",
+        ));
+    }
+    Ok(())
+}
+
+fn apply(ctx: &mut Context, document: &mut Document, paths: &Paths) -> Result<String, ToolError> {
+    let desired = desired_config(ctx, document, paths)?;
+    let rendered = desired.render()?;
+    let data_dir_mode = match paths.data_dir_access {
+        DataDirAccess::Mode => 0o755,
+        DataDirAccess::Acl => 0o750,
+    };
+    // Nothing above wrote anything; from here on the plan is carried out.
+    ctx.dir(&DirSpec {
+        path: paths.config_dir.clone(),
+        uid: Some(paths.owner_uid),
+        gid: Some(paths.owner_gid),
+        mode: 0o700,
+    })?;
+    let data_parent_exists = paths
+        .data_dir
+        .parent()
+        .is_some_and(|parent| ctx.root.host_path(parent).is_dir());
+    if !data_parent_exists && !ctx.check {
+        return Err(ToolError::failed(format!(
+            "the parent of the data dir {} does not exist: create it first",
+            paths.data_dir.display()
+        )));
+    }
+    ctx.dir(&DirSpec {
+        path: paths.data_dir.clone(),
+        uid: Some(paths.owner_uid),
+        gid: Some(paths.owner_gid),
+        mode: data_dir_mode,
+    })?;
+    if paths.data_dir_access == DataDirAccess::Acl {
+        ensure_web_server_acl(ctx, &paths.data_dir)?;
+    }
+    let file = config_file(paths);
+    let outcome = ctx.file(
+        &FileSpec::new(&file, rendered.as_bytes())
+            .owner(paths.owner_uid, paths.owner_gid)
+            .mode(0o600)
+            .backup(true),
+    )?;
+    let verb = if ctx.check { "would be" } else { "is" };
+    Ok(if outcome.changed() || ctx.has_changed() {
+        format!(
+            "{} {verb} up to date now ({} settings)",
+            file.display(),
+            desired.setting_count()
+        )
+    } else {
+        format!(
+            "{} and the data dir {} were already right",
+            file.display(),
+            paths.data_dir.display()
+        )
+    })
+}
+
+/// Gives the container's web server (uid 33, www-data in the image) read access by ACL.
+fn ensure_web_server_acl(ctx: &mut Context, data_dir: &Path) -> Result<(), ToolError> {
+    const ENTRY: &str = "user:33:r-x";
+    let host_path = ctx.root.host_path(data_dir);
+    if !host_path.exists() {
+        ctx.changed(format!("add ACL {ENTRY} to {}", data_dir.display()));
+        return Ok(());
+    }
+    let mut log = |line: &str| ctx.debug(line);
+    let output = pretix_site::exec::run(
+        std::process::Command::new("getfacl")
+            .args(["--omit-header", "--absolute-names"])
+            .arg(&host_path),
+        None,
+        &mut log,
+    )
+    .map_err(|error| {
+        ToolError::failed(format!(
+            "{error}: install the acl package or use data_dir_access \"mode\""
+        ))
+    })?;
+    let current = String::from_utf8_lossy(&output.stdout);
+    if current.lines().any(|line| line.trim() == ENTRY) {
+        return Ok(());
+    }
+    if !ctx.check {
+        let mut log = |line: &str| ctx.debug(line);
+        pretix_site::exec::run(
+            std::process::Command::new("setfacl")
+                .args(["-m", "u:33:rx"])
+                .arg(&host_path),
+            None,
+            &mut log,
+        )
+        .map_err(|error| ToolError::failed(error.to_string()))?;
+    }
+    ctx.changed(format!("add ACL {ENTRY} to {}", data_dir.display()));
+    Ok(())
+}
+
+fn check(ctx: &mut Context, document: &mut Document, paths: &Paths) -> Result<String, ToolError> {
+    let file = config_file(paths);
+    let host_path = ctx.root.host_path(&file);
+    let current = CurrentFile::read(&host_path)
+        .map_err(|error| ToolError::failed(format!("read {}: {error}", file.display())))?;
+    let Some(current) = current else {
+        ctx.check_item(
+            "config file",
+            CheckStatus::Failure,
+            format!("{} does not exist: run pretix-cfg apply", file.display()),
+        );
+        return Err(ToolError::failed(format!("{} does not exist", file.display())));
+    };
+    let text = String::from_utf8_lossy(&current.content).into_owned();
+    match ini::parse(&text) {
+        Ok(parsed) => {
+            let config = parsed.to_config();
+            let problems = rules::check_startup_rules(
+                &config,
+                &rules::RuleContext {
+                    in_container: true,
+                    datadir_parent_exists: None,
+                },
+            );
+            if problems.is_empty() {
+                ctx.check_item(
+                    "config file",
+                    CheckStatus::Ok,
+                    format!("{} parses and passes pretix's start-up rules", file.display()),
+                );
+            }
+            for problem in problems {
+                ctx.check_item(
+                    "config file",
+                    CheckStatus::Failure,
+                    format!("[{}] {}: {}", problem.section, problem.key, problem.message),
+                );
+            }
+            for warning in rules::warnings(&config) {
+                ctx.check_item("config file", CheckStatus::Warning, warning);
+            }
+        }
+        Err(error) => ctx.check_item(
+            "config file",
+            CheckStatus::Failure,
+            format!("{}: {error}", file.display()),
+        ),
+    }
+    let owner_ok = current.uid == paths.owner_uid && current.gid == paths.owner_gid;
+    let mode_ok = current.mode & 0o077 == 0;
+    match (owner_ok, mode_ok) {
+        (true, true) => ctx.check_item(
+            "config file owner and mode",
+            CheckStatus::Ok,
+            format!("{}:{} {:04o}", current.uid, current.gid, current.mode),
+        ),
+        _ => ctx.check_item(
+            "config file owner and mode",
+            CheckStatus::Failure,
+            format!(
+                "{}:{} {:04o}, want {}:{} and no access for others (0600): run pretix-cfg apply",
+                current.uid, current.gid, current.mode, paths.owner_uid, paths.owner_gid
+            ),
+        ),
+    }
+    check_dir(ctx, "data dir", &paths.data_dir, paths, 0o755);
+    match desired_config(ctx, document, paths).and_then(|desired| desired.render()) {
+        Ok(rendered) if rendered == text => ctx.check_item(
+            "matches the document",
+            CheckStatus::Ok,
+            "the file is what the document renders",
+        ),
+        Ok(_) => ctx.check_item(
+            "matches the document",
+            CheckStatus::Warning,
+            "the file differs from what the document renders: run pretix-cfg apply --check --diff",
+        ),
+        Err(error) => ctx.check_item(
+            "matches the document",
+            CheckStatus::Warning,
+            format!("the document cannot be rendered: {error}"),
+        ),
+    }
+    let failures = ctx_failures(ctx);
+    if failures > 0 {
+        return Err(ToolError::failed(format!("{failures} check(s) failed")));
+    }
+    Ok(format!("{} checked", file.display()))
+}
+
+fn ctx_failures(ctx: &Context) -> usize {
+    ctx.checks()
+        .iter()
+        .filter(|item| item.status == CheckStatus::Failure)
+        .count()
+}
+
+fn check_dir(ctx: &mut Context, name: &str, path: &Path, paths: &Paths, mode: u32) {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(ctx.root.host_path(path)) {
+        Ok(metadata) if metadata.is_dir() => {
+            let actual_mode = metadata.mode() & 0o7777;
+            let ok = metadata.uid() == paths.owner_uid
+                && metadata.gid() == paths.owner_gid
+                && (actual_mode & 0o005 == 0o005 || paths.data_dir_access == DataDirAccess::Acl);
+            let status = if ok { CheckStatus::Ok } else { CheckStatus::Failure };
+            ctx.check_item(
+                name,
+                status,
+                format!(
+                    "{} is {}:{} {:04o} (want {}:{} {:04o})",
+                    path.display(),
+                    metadata.uid(),
+                    metadata.gid(),
+                    actual_mode,
+                    paths.owner_uid,
+                    paths.owner_gid,
+                    mode
+                ),
+            );
+        }
+        Ok(_) => ctx.check_item(
+            name,
+            CheckStatus::Failure,
+            format!("{} is not a directory", path.display()),
+        ),
+        Err(error) => ctx.check_item(name, CheckStatus::Failure, format!("{}: {error}", path.display())),
+    }
+}
+
+fn import(ctx: &mut Context, document: &mut Document, paths: &Paths, file: Option<&Path>) -> Result<String, ToolError> {
+    let file = file.map_or_else(|| config_file(paths), Path::to_path_buf);
+    let host_path = ctx.root.host_path(&file);
+    let text = std::fs::read_to_string(&host_path)
+        .map_err(|error| ToolError::input("import", format!("cannot read {}: {error}", file.display())))?;
+    let parsed =
+        ini::parse(&text).map_err(|error| ToolError::input("import", format!("{}: {error}", file.display())))?;
+    // Validate everything before writing any secret file.
+    for (section, key, value) in parsed.entries() {
+        let definition =
+            schema::key(section, key).map_err(|error| ToolError::input(format!("config.{section}.{key}"), error))?;
+        schema::check_value(definition, value)
+            .map_err(|message| ToolError::input(format!("config.{section}.{key}"), message))?;
+    }
+    let mut imported = 0;
+    for (section, key, value) in parsed.entries() {
+        let definition =
+            schema::key(section, key).map_err(|error| ToolError::input(format!("config.{section}.{key}"), error))?;
+        let config_value = if definition.secret && !value.is_empty() {
+            let secret = pretix_site::Secret::new(value);
+            ctx.register_secret(&secret);
+            let secret_path = paths.secrets_dir.join(format!("{section}-{key}"));
+            ctx.dir(&DirSpec {
+                path: paths.secrets_dir.clone(),
+                uid: Some(0),
+                gid: Some(0),
+                mode: 0o700,
+            })?;
+            ctx.file(&pretix_site::secret::secret_file_spec(&secret_path, &secret))?;
+            ConfigValue::Secret(SecretRef::new(secret_path))
+        } else {
+            ConfigValue::Text(value.to_owned())
+        };
+        if let Some(previous) = document.set_config_value(section, definition.name, config_value) {
+            ctx.warn(format!(
+                "config.{section}.{key}: replaced {previous:?} from the document with the imported value"
+            ));
+        }
+        imported += 1;
+    }
+    Ok(format!("imported {imported} settings from {}", file.display()))
+}
+
+fn env(ctx: &mut Context, document: &mut Document, paths: &Paths) -> Result<String, ToolError> {
+    let desired = desired_config(ctx, document, paths)?;
+    let text = desired.render_env()?;
+    if let Some(parent) = paths.env_file.parent() {
+        ctx.dir(&DirSpec {
+            path: parent.to_path_buf(),
+            uid: Some(0),
+            gid: Some(0),
+            mode: 0o700,
+        })?;
+    }
+    ctx.file(&FileSpec::new(&paths.env_file, text).owner(0, 0).mode(0o600))?;
+    Ok(format!(
+        "{} holds {} settings as PRETIX_<SECTION>_<KEY> variables (use it with docker run --env-file)",
+        paths.env_file.display(),
+        desired.setting_count()
+    ))
 }

@@ -1,0 +1,175 @@
+use std::os::unix::fs::PermissionsExt;
+
+use crate::support::{guide_site, mtime, owner_mode, run, secret, stage};
+
+#[test]
+fn guide_site_renders_the_guides_pretix_cfg_owner_only() {
+    let root = stage();
+    let password = secret(root.path(), "database-password", "correct horse battery staple");
+    let root_arg = root.path().display().to_string();
+    let outcome = run(&["apply", "--root", &root_arg], &guide_site(&password));
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    let file = root.path().join("etc/pretix/pretix.cfg");
+    let text = std::fs::read_to_string(&file).expect("pretix.cfg");
+    insta::assert_snapshot!(
+        "guide_pretix_cfg",
+        text.replace("correct horse battery staple", "<the password>")
+    );
+    assert!(text.contains("password=correct horse battery staple\n"));
+    assert_eq!(owner_mode(&file), (15371, 15371, 0o600));
+    assert_eq!(owner_mode(&root.path().join("etc/pretix")), (15371, 15371, 0o700));
+    assert_eq!(owner_mode(&root.path().join("var/pretix-data")), (15371, 15371, 0o755));
+    let json = outcome.document.to_string();
+    assert!(!json.contains("correct horse"), "the password leaked into the document");
+    assert!(
+        !outcome.stderr.contains("correct horse"),
+        "the password leaked to stderr"
+    );
+    assert_eq!(outcome.last_result()["changed"], true);
+}
+
+#[test]
+fn second_run_changes_nothing_and_keeps_mtimes() {
+    let root = stage();
+    let password = secret(root.path(), "database-password", "correct horse battery staple");
+    let root_arg = root.path().display().to_string();
+    let first = run(&["apply", "--root", &root_arg], &guide_site(&password));
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let file = root.path().join("etc/pretix/pretix.cfg");
+    let before = (
+        mtime(&file),
+        mtime(&root.path().join("etc/pretix")),
+        mtime(&root.path().join("var/pretix-data")),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let second = run(&["apply", "--root", &root_arg], &first.document);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(second.last_result()["changed"], false, "{}", second.last_result());
+    let after = (
+        mtime(&file),
+        mtime(&root.path().join("etc/pretix")),
+        mtime(&root.path().join("var/pretix-data")),
+    );
+    assert_eq!(before, after);
+}
+
+#[test]
+fn wrong_owner_and_mode_are_fixed_and_data_is_kept() {
+    let root = stage();
+    let password = secret(root.path(), "database-password", "correct horse battery staple");
+    let root_arg = root.path().display().to_string();
+    assert_eq!(run(&["apply", "--root", &root_arg], &guide_site(&password)).code, 0);
+    let file = root.path().join("etc/pretix/pretix.cfg");
+    let data = root.path().join("var/pretix-data");
+    std::fs::write(data.join("media-file"), "an uploaded invoice").expect("write data");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    std::os::unix::fs::chown(&data, Some(0), Some(0)).expect("chown");
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let outcome = run(&["apply", "--root", &root_arg], &guide_site(&password));
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    assert_eq!(outcome.last_result()["changed"], true);
+    assert_eq!(owner_mode(&file), (15371, 15371, 0o600));
+    assert_eq!(owner_mode(&data), (15371, 15371, 0o755));
+    assert_eq!(
+        std::fs::read_to_string(data.join("media-file")).expect("kept"),
+        "an uploaded invoice"
+    );
+}
+
+#[test]
+fn check_mode_with_diff_writes_nothing_and_redacts() {
+    let root = stage();
+    let password = secret(root.path(), "database-password", "correct horse battery staple");
+    let root_arg = root.path().display().to_string();
+    let outcome = run(
+        &["apply", "--check", "--diff", "--root", &root_arg],
+        &guide_site(&password),
+    );
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    assert!(!root.path().join("etc/pretix").exists());
+    assert!(outcome.stderr.contains("+password=********"), "{}", outcome.stderr);
+    assert!(!outcome.stderr.contains("correct horse"));
+    let diff = &outcome.last_result()["diffs"];
+    assert!(diff.to_string().contains("url=https://pretix.mydomain.com"));
+}
+
+#[test]
+fn plaintext_secret_in_the_document_is_refused() {
+    let root = stage();
+    let root_arg = root.path().display().to_string();
+    let mut site = guide_site("/x");
+    site["config"]["database"]["password"] = serde_json::json!("hunter2hunter2");
+    let outcome = run(&["apply", "--root", &root_arg], &site);
+    assert_eq!(outcome.code, 2);
+    assert!(
+        outcome.last_result()["msg"]
+            .as_str()
+            .expect("msg")
+            .starts_with("config.database.password: secrets must not be in the document")
+    );
+    assert!(!outcome.stderr.contains("hunter2hunter2"), "{}", outcome.stderr);
+    assert!(!root.path().join("etc/pretix").exists());
+}
+
+#[test]
+fn world_readable_secret_file_is_refused() {
+    let root = stage();
+    let password = secret(root.path(), "database-password", "correct horse battery staple");
+    std::fs::set_permissions(
+        root.path().join(password.trim_start_matches('/')),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .expect("chmod");
+    let root_arg = root.path().display().to_string();
+    let outcome = run(&["apply", "--root", &root_arg], &guide_site(&password));
+    assert_eq!(outcome.code, 2);
+    assert!(
+        outcome.last_result()["msg"]
+            .as_str()
+            .expect("msg")
+            .contains("chmod 0600"),
+        "{}",
+        outcome.last_result()
+    );
+}
+
+#[test]
+fn check_verb_passes_after_apply_and_fails_on_a_readable_file() {
+    let root = stage();
+    let password = secret(root.path(), "database-password", "correct horse battery staple");
+    let root_arg = root.path().display().to_string();
+    let applied = run(&["apply", "--root", &root_arg], &guide_site(&password));
+    let good = run(&["check", "--root", &root_arg], &applied.document);
+    assert_eq!(good.code, 0, "{}", good.stderr);
+    let checks = good.last_result()["checks"].as_array().expect("checks").clone();
+    assert!(checks.iter().all(|item| item["status"] == "ok"), "{checks:?}");
+    std::fs::set_permissions(
+        root.path().join("etc/pretix/pretix.cfg"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .expect("chmod");
+    let bad = run(&["check", "--root", &root_arg], &applied.document);
+    assert_eq!(bad.code, 1);
+    assert!(bad.last_result()["checks"].to_string().contains("no access for others"));
+}
+
+#[test]
+fn env_verb_writes_a_root_only_env_file() {
+    let root = stage();
+    let password = secret(root.path(), "database-password", "correct horse battery staple");
+    let root_arg = root.path().display().to_string();
+    let outcome = run(&["env", "--root", &root_arg], &guide_site(&password));
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    let file = root.path().join("etc/pretix-toolkit/pretix.env");
+    let text = std::fs::read_to_string(&file).expect("env file");
+    assert!(text.contains("PRETIX_PRETIX_URL=https://pretix.mydomain.com\n"));
+    assert!(text.contains("PRETIX_DATABASE_PASSWORD=correct horse battery staple\n"));
+    assert!(text.contains("PRETIX_REDIS_LOCATION=unix:///var/run/redis/redis.sock?db=0\n"));
+    assert_eq!(owner_mode(&file), (0, 0, 0o600));
+    assert!(!outcome.document.to_string().contains("correct horse"));
+}
+
+#[test]
+fn help_is_consistent() {
+    pretix_site::run::command::<pretix_cfg::CfgTool>().debug_assert();
+}
