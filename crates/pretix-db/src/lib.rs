@@ -1,18 +1,45 @@
-//! `pretix-db`: PostgreSQL for pretix.
+//! `pretix-db`: PostgreSQL for pretix, as the guide's "Database" section asks for it, done
+//! safely and repeatably.
 //!
-//! Not built yet: every verb fails with a clear "not implemented yet" error and exit 1.
+//! `apply` checks the server (version, UTF8), creates or fixes the role (LOGIN and a password
+//! sent only as a client-computed SCRAM-SHA-256 verifier) and the database (owned by the role,
+//! UTF8), merges the docker host address into `listen_addresses`, adds one pg_hba.conf rule
+//! where no earlier rule shadows it, reloads (and restarts when asked), logs in as the role over
+//! TCP to prove it, and adds the `[database]` settings to the document for pretix-cfg. `check`
+//! reports the same things read-only.
+//!
+//! The code map: `plan` decides (pure), `provision` and `check` run the verbs, `session` is the
+//! one seam to the PostgreSQL superuser, `inspect` reads the server, `hba` and `listen` plan
+//! the two config files, `scram` makes and checks verifiers, `names` validates and quotes.
 
-use clap::Subcommand;
-use pretix_site::run::not_implemented;
+pub mod check;
+pub mod error;
+pub mod hba;
+pub mod inspect;
+pub mod listen;
+pub mod names;
+pub mod network;
+pub mod plan;
+pub mod provision;
+pub mod resolve;
+pub mod scram;
+pub mod session;
+
+use clap::{FromArgMatches, Subcommand};
 use pretix_site::{Context, Document, Tool, ToolError};
+
+pub use error::ProvisionDatabaseError;
 
 /// The verbs of `pretix-db`.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
-    /// Converge the host to the document (not implemented yet)
+    /// Converge PostgreSQL to the document: role, database, listen_addresses, pg_hba.conf
     Apply,
-    /// Read-only: report each item as ok, warning or failure (not implemented yet)
+    /// Read-only: report each part as ok, warning or failure (exit 1 on any failure)
     Check,
+    /// Internal: the superuser session, run as the postgres system user by `apply` and `check`
+    #[command(hide = true)]
+    AdminSession(session::AdminSessionArgs),
 }
 
 /// The `pretix-db` tool.
@@ -21,15 +48,40 @@ pub struct DbTool;
 impl Tool for DbTool {
     type Command = Command;
     const NAME: &'static str = "pretix-db";
-    const ABOUT: &'static str = "PostgreSQL for pretix (not implemented yet)";
+    const ABOUT: &'static str = "PostgreSQL for pretix: role, database, listen_addresses, pg_hba.conf";
 
     fn is_read_only(command: &Command) -> bool {
-        matches!(command, Command::Check)
+        matches!(command, Command::Check | Command::AdminSession(_))
     }
 
-    fn run(command: &Command, _ctx: &mut Context, document: &mut Document) -> Result<String, ToolError> {
-        let _section: pretix_site::sections::Database = document.section("database")?;
-        let verb = format!("{command:?}").to_lowercase();
-        Err(not_implemented(Self::NAME, &verb, "built in a later issue"))
+    fn run(command: &Command, ctx: &mut Context, document: &mut Document) -> Result<String, ToolError> {
+        match command {
+            Command::Apply => provision::apply(ctx, document),
+            Command::Check => check::check(ctx, document),
+            Command::AdminSession(_) => Err(ToolError::input(
+                "verb",
+                "admin-session is internal to pretix-db (its superuser session): use apply or check",
+            )),
+        }
     }
+}
+
+/// The whole main of the binary: the hidden session verb is served before anything reads
+/// stdin as a document; everything else is the shared tool protocol.
+pub fn main() -> i32 {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if session::is_session_invocation(&args) {
+        let matches = match pretix_site::run::command::<DbTool>().try_get_matches_from(&args) {
+            Ok(matches) => matches,
+            Err(error) => {
+                let _ = error.print();
+                return pretix_site::error::EXIT_BAD_INPUT;
+            }
+        };
+        return match Command::from_arg_matches(&matches) {
+            Ok(Command::AdminSession(session_args)) => session::serve(&session_args),
+            _ => pretix_site::error::EXIT_BAD_INPUT,
+        };
+    }
+    pretix_site::run::main::<DbTool>()
 }

@@ -1,3 +1,3 @@
 fn main() {
-    pretix_site::run::exit_with(pretix_site::run::main::<pretix_db::DbTool>());
+    pretix_site::run::exit_with(pretix_db::main());
 }

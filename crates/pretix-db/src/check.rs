@@ -1,0 +1,482 @@
+//! `pretix-db check`: read-only. Reports each part of the setup as ok, warning or failure;
+//! a failure makes the run fail (exit 1). Nothing is written, on the server or on disk.
+
+use pretix_site::report::CheckStatus;
+use pretix_site::sections::{ConfigValue, Database, Paths};
+use pretix_site::{Context, Document, ToolError};
+
+use crate::hba::{HbaAction, plan_hba};
+use crate::inspect::{self, ClusterState, ServerFacts};
+use crate::listen::covers;
+use crate::plan::{self, Desired, MIN_MAJOR, RECOMMENDED_MAJOR};
+use crate::provision::login;
+use crate::resolve;
+use crate::scram::{StoredPassword, check_stored};
+
+/// Runs `check`.
+pub fn check(ctx: &mut Context, document: &Document) -> Result<String, ToolError> {
+    let section: Database = document.section("database")?;
+    let paths: Paths = document.section("paths")?;
+    let desired = Desired::from_section(&section)?;
+    let mut report = Report::default();
+    let password = match resolve::existing_password(ctx, &section, &paths) {
+        Ok((secret, reference)) => {
+            report.item(
+                ctx,
+                "password file",
+                CheckStatus::Ok,
+                format!("{} is readable by its owner only", reference.secret_file.display()),
+            );
+            Some(secret)
+        }
+        Err(error) => {
+            report.item(
+                ctx,
+                "password file",
+                CheckStatus::Failure,
+                format!("{error} (pretix-db apply creates it)"),
+            );
+            None
+        }
+    };
+    check_config(ctx, &mut report, document, &desired);
+    if ctx.offline {
+        ctx.note("unverified (--offline): everything on the server");
+        return report.finish();
+    }
+    let admin_password = resolve::admin_password(ctx, &section)?;
+    let route = resolve::admin_route(&section, admin_password.as_ref())?;
+    let mut session = match resolve::open_session(ctx, &route, &section.service) {
+        Ok(session) => {
+            report.item(
+                ctx,
+                "connection",
+                CheckStatus::Ok,
+                format!("connected to postgresql {}", route.target()),
+            );
+            session
+        }
+        Err(error) => {
+            report.item(ctx, "connection", CheckStatus::Failure, error.to_string());
+            return report.finish();
+        }
+    };
+    let facts = match inspect::server_facts(session.as_mut()) {
+        Ok(facts) => facts,
+        Err(error) => {
+            report.item(ctx, "server", CheckStatus::Failure, error.to_string());
+            return report.finish();
+        }
+    };
+    if !check_facts(ctx, &mut report, &facts) {
+        return report.finish();
+    }
+    let state = match inspect::cluster_state(session.as_mut(), &desired.role, &desired.database) {
+        Ok(state) => state,
+        Err(error) => {
+            report.item(ctx, "server state", CheckStatus::Failure, error.to_string());
+            return report.finish();
+        }
+    };
+    check_role(
+        ctx,
+        &mut report,
+        &state,
+        &desired,
+        password.as_ref().map(|secret| secret.expose()),
+    );
+    check_database(ctx, &mut report, &state, &desired);
+    check_files(ctx, &mut report, &section, &state, &desired);
+    drop(session);
+    check_login(
+        ctx,
+        &mut report,
+        &state,
+        &desired,
+        password.as_ref().map(|secret| secret.expose()),
+    );
+    report.finish()
+}
+
+#[derive(Default)]
+struct Report {
+    total: usize,
+    failures: Vec<String>,
+    warnings: usize,
+}
+
+impl Report {
+    fn item(&mut self, ctx: &mut Context, name: &str, status: CheckStatus, message: impl Into<String>) {
+        self.total += 1;
+        match status {
+            CheckStatus::Failure => self.failures.push(name.to_owned()),
+            CheckStatus::Warning => self.warnings += 1,
+            CheckStatus::Ok => {}
+        }
+        ctx.check_item(name, status, message);
+    }
+
+    fn finish(self) -> Result<String, ToolError> {
+        if !self.failures.is_empty() {
+            return Err(ToolError::failed(format!(
+                "{} of {} checks failed: {} (pretix-db apply fixes what it owns)",
+                self.failures.len(),
+                self.total,
+                self.failures.join(", ")
+            )));
+        }
+        Ok(match self.warnings {
+            0 => format!("all {} checks passed", self.total),
+            warnings => format!("{} checks passed, {warnings} with a warning", self.total),
+        })
+    }
+}
+
+fn check_config(ctx: &mut Context, report: &mut Report, document: &Document, desired: &Desired) {
+    let expected = [
+        ("backend", ConfigValue::Text("postgresql".to_owned())),
+        ("name", ConfigValue::Text(desired.database.clone())),
+        ("user", ConfigValue::Text(desired.role.clone())),
+        ("host", ConfigValue::Text(desired.docker_host.to_string())),
+        ("port", ConfigValue::Integer(i64::from(desired.port))),
+    ];
+    let mut off = Vec::new();
+    for (key, value) in expected {
+        match document.config_value("database", key) {
+            Ok(Some(found)) if found.as_plain_text() == value.as_plain_text() => {}
+            _ => off.push(key),
+        }
+    }
+    if !matches!(
+        document.config_value("database", "password"),
+        Ok(Some(ConfigValue::Secret(_)))
+    ) {
+        off.push("password");
+    }
+    if off.is_empty() {
+        report.item(
+            ctx,
+            "pretix.cfg settings",
+            CheckStatus::Ok,
+            "config.database matches the database section",
+        );
+    } else {
+        report.item(
+            ctx,
+            "pretix.cfg settings",
+            CheckStatus::Warning,
+            format!(
+                "config.database.{} missing or different from the database section (pretix-db apply sets them)",
+                off.join(", config.database.")
+            ),
+        );
+    }
+}
+
+/// Returns whether the server can be inspected further.
+fn check_facts(ctx: &mut Context, report: &mut Report, facts: &ServerFacts) -> bool {
+    let version = format!("postgresql {}", facts.version);
+    if facts.major() < MIN_MAJOR {
+        report.item(
+            ctx,
+            "server version",
+            CheckStatus::Failure,
+            format!("{version} is too old, pretix needs {MIN_MAJOR} or newer"),
+        );
+    } else if facts.major() < RECOMMENDED_MAJOR {
+        report.item(
+            ctx,
+            "server version",
+            CheckStatus::Warning,
+            format!("{version} is older than {RECOMMENDED_MAJOR}, which current pretix requires"),
+        );
+    } else {
+        report.item(ctx, "server version", CheckStatus::Ok, version);
+    }
+    if facts.encoding.eq_ignore_ascii_case("UTF8") {
+        report.item(ctx, "server encoding", CheckStatus::Ok, "UTF8");
+    } else {
+        report.item(
+            ctx,
+            "server encoding",
+            CheckStatus::Failure,
+            format!(
+                "{}, pretix needs UTF8: recreate the cluster with initdb -E UTF8 (or pg_createcluster --encoding UTF8)",
+                facts.encoding
+            ),
+        );
+    }
+    if facts.superuser {
+        report.item(
+            ctx,
+            "superuser",
+            CheckStatus::Ok,
+            format!("connected as {}, a superuser", facts.current_user),
+        );
+        true
+    } else {
+        report.item(
+            ctx,
+            "superuser",
+            CheckStatus::Failure,
+            format!(
+                "connected as {}, which is not a superuser: the rest cannot be checked",
+                facts.current_user
+            ),
+        );
+        false
+    }
+}
+
+fn check_role(ctx: &mut Context, report: &mut Report, state: &ClusterState, desired: &Desired, password: Option<&str>) {
+    let Some(role) = &state.role else {
+        report.item(
+            ctx,
+            "role",
+            CheckStatus::Failure,
+            format!("role {} does not exist", desired.role),
+        );
+        return;
+    };
+    if role.password_expired {
+        report.item(
+            ctx,
+            "role",
+            CheckStatus::Failure,
+            format!("role {}'s password has expired (VALID UNTIL)", desired.role),
+        );
+        return;
+    }
+    match (role.can_login, role.superuser) {
+        (false, _) => report.item(
+            ctx,
+            "role",
+            CheckStatus::Failure,
+            format!("role {} exists but cannot log in", desired.role),
+        ),
+        (true, true) => report.item(
+            ctx,
+            "role",
+            CheckStatus::Warning,
+            format!("role {} is a superuser, which pretix does not need", desired.role),
+        ),
+        (true, false) => report.item(
+            ctx,
+            "role",
+            CheckStatus::Ok,
+            format!("role {} exists and can log in", desired.role),
+        ),
+    }
+    let Some(password) = password else {
+        report.item(
+            ctx,
+            "role password",
+            CheckStatus::Failure,
+            "not checked: the password file cannot be read",
+        );
+        return;
+    };
+    let (status, message) = match check_stored(role.stored_password.as_deref(), password) {
+        StoredPassword::Matches => (
+            CheckStatus::Ok,
+            "the stored scram-sha-256 verifier matches the password file (checked without reading any password back)",
+        ),
+        StoredPassword::Differs => (
+            CheckStatus::Failure,
+            "the stored verifier does not match the password file",
+        ),
+        StoredPassword::Md5 => (
+            CheckStatus::Failure,
+            "the role has an md5 password hash; apply replaces it with scram-sha-256",
+        ),
+        StoredPassword::Missing => (CheckStatus::Failure, "the role has no password"),
+        StoredPassword::Unknown => (
+            CheckStatus::Failure,
+            "the stored password is not a scram-sha-256 verifier",
+        ),
+    };
+    report.item(ctx, "role password", status, message);
+}
+
+fn check_database(ctx: &mut Context, report: &mut Report, state: &ClusterState, desired: &Desired) {
+    let (status, message) = match &state.database {
+        None => (
+            CheckStatus::Failure,
+            format!("database {} does not exist", desired.database),
+        ),
+        Some(database) if !database.encoding.eq_ignore_ascii_case("UTF8") => (
+            CheckStatus::Failure,
+            format!(
+                "database {} has encoding {}, pretix needs UTF8",
+                desired.database, database.encoding
+            ),
+        ),
+        Some(database) if database.owner != desired.role => (
+            CheckStatus::Failure,
+            format!(
+                "database {} belongs to {}, not {}",
+                desired.database, database.owner, desired.role
+            ),
+        ),
+        Some(_) => (
+            CheckStatus::Ok,
+            format!("database {} exists, owned by {}, UTF8", desired.database, desired.role),
+        ),
+    };
+    report.item(ctx, "database", status, message);
+}
+
+fn check_files(ctx: &mut Context, report: &mut Report, section: &Database, state: &ClusterState, desired: &Desired) {
+    let conf_path = section
+        .postgresql_conf
+        .clone()
+        .unwrap_or_else(|| state.config_file.clone());
+    let live_files = !ctx.root.is_redirected();
+    match resolve::read_conf(&ctx.root, &conf_path, "database.postgresql_conf") {
+        Err(error) => report.item(ctx, "postgresql.conf", CheckStatus::Failure, error.to_string()),
+        Ok(conf) => {
+            let override_setting = if live_files && plan::same_file(&conf_path, &state.config_file) {
+                plan::listen_override(state, &conf_path)
+            } else {
+                None
+            };
+            let required = desired.listen_required();
+            match plan::plan_listen(
+                &conf.text,
+                &conf_path,
+                &required,
+                &state.live_listen_addresses,
+                &state.listen_source,
+                override_setting,
+            ) {
+                Err(error) => report.item(ctx, "postgresql.conf", CheckStatus::Failure, error.to_string()),
+                Ok(decision) => {
+                    match decision
+                        .file
+                        .as_ref()
+                        .and_then(|file| file.new_value.as_ref().map(|new| (&file.current, new)))
+                    {
+                        Some((current, new)) => report.item(
+                            ctx,
+                            "postgresql.conf",
+                            CheckStatus::Failure,
+                            format!(
+                                "listen_addresses is '{current}' in {}, it must be '{new}'",
+                                conf_path.display()
+                            ),
+                        ),
+                        None => report.item(
+                            ctx,
+                            "postgresql.conf",
+                            CheckStatus::Ok,
+                            format!("listen_addresses lists {}", required.join(" and ")),
+                        ),
+                    }
+                    if decision.restart_needed {
+                        report.item(
+                            ctx,
+                            "listening",
+                            CheckStatus::Warning,
+                            format!(
+                                "the running server listens on '{}', not on {}: restart it (systemctl restart {})",
+                                state.live_listen_addresses,
+                                required.join(" and "),
+                                section.service
+                            ),
+                        );
+                    } else if let Some(warning) = decision.warnings.first() {
+                        report.item(ctx, "listening", CheckStatus::Warning, warning.clone());
+                    } else {
+                        report.item(
+                            ctx,
+                            "listening",
+                            CheckStatus::Ok,
+                            format!("the running server listens on '{}'", state.live_listen_addresses),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let hba_path = section.pg_hba_conf.clone().unwrap_or_else(|| state.hba_file.clone());
+    match resolve::read_conf(&ctx.root, &hba_path, "database.pg_hba_conf") {
+        Err(error) => report.item(ctx, "pg_hba.conf", CheckStatus::Failure, error.to_string()),
+        Ok(hba) => {
+            let plan = plan_hba(&hba.text, &desired.rule());
+            let rule = desired.rule().line().split_whitespace().collect::<Vec<_>>().join(" ");
+            let (status, message) = match plan.action {
+                HbaAction::Present { line } => (CheckStatus::Ok, format!("line {line} lets pretix in: {rule}")),
+                HbaAction::FixMethod { line, old_method } => (
+                    CheckStatus::Failure,
+                    format!(
+                        "line {line} is the pretix rule with method {old_method}, not {}",
+                        desired.method.as_str()
+                    ),
+                ),
+                HbaAction::Insert {
+                    before: Some((line, text)),
+                } => (
+                    CheckStatus::Failure,
+                    format!("line {line} (`{text}`) decides pretix's connections before any rule `{rule}`"),
+                ),
+                HbaAction::Insert { before: None } => (CheckStatus::Failure, format!("no rule `{rule}`")),
+            };
+            report.item(ctx, "pg_hba.conf", status, message);
+            if live_files && plan::same_file(&hba_path, &state.hba_file) && !state.hba_errors.is_empty() {
+                report.item(
+                    ctx,
+                    "pg_hba.conf errors",
+                    CheckStatus::Failure,
+                    format!("the server rejects line {}", state.hba_errors.join("; line ")),
+                );
+            }
+        }
+    }
+}
+
+fn check_login(
+    ctx: &mut Context,
+    report: &mut Report,
+    state: &ClusterState,
+    desired: &Desired,
+    password: Option<&str>,
+) {
+    let host = desired.docker_host.to_string();
+    let skipped = if state.role.is_none() {
+        Some("the role does not exist")
+    } else if state.database.is_none() {
+        Some("the database does not exist")
+    } else if password.is_none() {
+        Some("the password file cannot be read")
+    } else if !covers(&state.live_listen_addresses, &host) {
+        Some("the server does not listen there")
+    } else {
+        None
+    };
+    if let Some(reason) = skipped {
+        report.item(
+            ctx,
+            "login over tcp",
+            CheckStatus::Failure,
+            format!("not tried at {host}:{}: {reason}", desired.port),
+        );
+        return;
+    }
+    match login(desired, password.unwrap_or_default()) {
+        Ok(user) => report.item(
+            ctx,
+            "login over tcp",
+            CheckStatus::Ok,
+            format!(
+                "logged in as {user} at {host}:{} to database {}",
+                desired.port, desired.database
+            ),
+        ),
+        Err(failure) => report.item(
+            ctx,
+            "login over tcp",
+            CheckStatus::Failure,
+            format!("at {host}:{}: {failure}", desired.port),
+        ),
+    }
+}

@@ -1,0 +1,107 @@
+//! The two config files of a real Debian 12 install (fixtures/debian12), planned with the
+//! guide's defaults: every byte that is not ours stays, and the diffs are what a sysadmin reads.
+
+use pretix_db::hba::{HbaAction, plan_hba};
+use pretix_db::listen::plan_listen_addresses;
+use pretix_db::plan::Desired;
+use pretix_site::report::FileDiff;
+use pretix_site::sections::Database;
+
+use crate::support::{assert_only_added, fixture};
+
+fn desired() -> Desired {
+    Desired::from_section(&Database::default()).expect("the guide's defaults are valid")
+}
+
+fn diff(path: &str, before: &str, after: &str) -> String {
+    FileDiff::between(path, before, after, None).unified()
+}
+
+#[test]
+fn debian_postgresql_conf_gets_one_line_after_the_commented_default() {
+    let before = fixture("postgresql.conf");
+    let required = desired().listen_required();
+    let required: Vec<&str> = required.iter().map(String::as_str).collect();
+    let plan = plan_listen_addresses(&before, &required);
+    assert_eq!(plan.current, "localhost");
+    assert_eq!(plan.new_value.as_deref(), Some("localhost,172.17.0.1"));
+    let after = plan.new_text.expect("the file changes");
+    assert_only_added(&before, &after, &["listen_addresses = 'localhost,172.17.0.1'"]);
+    insta::assert_snapshot!(
+        "debian_postgresql_conf",
+        diff("/etc/postgresql/15/main/postgresql.conf", &before, &after)
+    );
+    assert_eq!(
+        plan_listen_addresses(&after, &required).new_text,
+        None,
+        "a second plan changes nothing"
+    );
+}
+
+#[test]
+fn debian_pg_hba_conf_gets_the_rule_appended_once() {
+    let before = fixture("pg_hba.conf");
+    let rule = desired().rule();
+    let plan = plan_hba(&before, &rule);
+    assert_eq!(
+        plan.action,
+        HbaAction::Insert { before: None },
+        "nothing in Debian's file covers 172.17.0.0/16"
+    );
+    let after = plan.new_text.expect("the file changes");
+    assert_only_added(&before, &after, &["", "# pretix (managed by pretix-db)", &rule.line()]);
+    insta::assert_snapshot!(
+        "debian_pg_hba_conf",
+        diff("/etc/postgresql/15/main/pg_hba.conf", &before, &after)
+    );
+    let again = plan_hba(&after, &rule);
+    assert!(matches!(again.action, HbaAction::Present { .. }), "{:?}", again.action);
+    assert_eq!(again.new_text, None);
+}
+
+#[test]
+fn a_shadowing_rule_in_debians_file_gets_the_rule_placed_before_it() {
+    for shadowing in [
+        "host    all             all             0.0.0.0/0               reject",
+        "host all all 172.16.0.0/12 md5",
+    ] {
+        let original = fixture("pg_hba.conf");
+        let anchor = "# IPv4 local connections:\n";
+        let before = original.replacen(anchor, &format!("{anchor}{shadowing}\n"), 1);
+        assert_ne!(before, original, "the anchor is in the fixture");
+        let rule = desired().rule();
+        let plan = plan_hba(&before, &rule);
+        let HbaAction::Insert {
+            before: Some((line, text)),
+        } = &plan.action
+        else {
+            panic!("{shadowing}: expected an insert before it, got {:?}", plan.action);
+        };
+        assert_eq!(text, shadowing);
+        let after = plan.new_text.clone().expect("the file changes");
+        assert_only_added(&before, &after, &["# pretix (managed by pretix-db)", &rule.line()]);
+        let lines: Vec<&str> = after.lines().collect();
+        let ours = lines
+            .iter()
+            .position(|line| *line == rule.line())
+            .expect("our rule is there");
+        let theirs = lines
+            .iter()
+            .position(|candidate| *candidate == shadowing)
+            .expect("their rule is there");
+        assert!(ours < theirs, "{shadowing}: ours at {ours}, theirs at {theirs}");
+        // Two lines were inserted above it; `line` counts from 1 in the file before the edit.
+        assert_eq!(
+            *line,
+            theirs - 2 + 1,
+            "the reported line is the shadowing rule's line before the edit"
+        );
+        if shadowing.contains("reject") {
+            insta::assert_snapshot!(
+                "debian_pg_hba_conf_shadowed",
+                diff("/etc/postgresql/15/main/pg_hba.conf", &before, &after)
+            );
+        }
+        assert!(matches!(plan_hba(&after, &rule).action, HbaAction::Present { .. }));
+    }
+}

@@ -1,0 +1,13 @@
+//! Integration tests of pretix-db: the real binary against real throwaway PostgreSQL clusters,
+//! and the file planning against the config files of a real Debian install.
+
+mod ansible;
+mod cli;
+mod cluster;
+mod files;
+mod provision;
+mod refusals;
+mod restart;
+mod root;
+mod secrets;
+mod support;
