@@ -233,8 +233,10 @@ pub struct Redis {
     pub config_file: PathBuf,
     /// The unix socket pretix connects to (mounted into the container).
     pub socket: PathBuf,
-    /// How the container may reach Redis: `world` (the guide's 777), `group` (770 and the
-    /// container joins the socket's group), or `tcp` (the docker host address with a password).
+    /// How the container may reach Redis: `world` (the guide's 777, the default), `group` (770
+    /// and the container joins the socket's group: taskworker containers only, because the
+    /// `all`/`web` roles start pretix through supervisord, which drops supplementary groups), or
+    /// `tcp` (the docker host address with a password).
     pub socket_mode: RedisSocketMode,
     /// The systemd unit of redis-server.
     pub service: String,
