@@ -7,8 +7,8 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::cluster::Postgres;
 use crate::support::site;
+use pretix_testkit::Postgres;
 
 fn session_copies() -> Vec<String> {
     std::fs::read_dir(std::env::temp_dir())

@@ -3,7 +3,6 @@
 
 mod ansible;
 mod cli;
-mod cluster;
 mod files;
 mod provision;
 mod refusals;

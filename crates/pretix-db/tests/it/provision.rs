@@ -4,8 +4,8 @@ use std::os::unix::fs::MetadataExt;
 
 use serde_json::{Value, json};
 
-use crate::cluster::{Postgres, SUPERUSER_PASSWORD};
 use crate::support::{fingerprint, login, password_from, run_tool, secret_file, site};
+use pretix_testkit::{Postgres, SUPERUSER_PASSWORD};
 
 /// As root with no connection string, the superuser session runs as the postgres system user
 /// (peer authentication on the socket). Before: `--check` and `check` change nothing. Then a

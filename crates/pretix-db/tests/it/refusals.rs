@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 
-use crate::cluster::{Postgres, PostgresOptions};
 use crate::support::{fingerprint, run_tool, site};
+use pretix_testkit::{Postgres, PostgresOptions};
 
 #[test]
 fn sql_ascii_cluster_fails_with_the_fix_and_changes_nothing() {

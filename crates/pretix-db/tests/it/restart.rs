@@ -5,8 +5,8 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::cluster::Postgres;
 use crate::support::{run_tool, site};
+use pretix_testkit::Postgres;
 
 fn recorded(log: &Path) -> Vec<String> {
     std::fs::read_to_string(log)

@@ -3,8 +3,8 @@
 
 use serde_json::json;
 
-use crate::cluster::Postgres;
 use crate::support::{assert_only_added, fingerprint, fixture, run_tool};
+use pretix_testkit::Postgres;
 
 #[test]
 fn debian_files_under_root_keep_every_untouched_byte_and_a_shadowing_rule_is_handled() {

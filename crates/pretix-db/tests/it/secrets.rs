@@ -2,8 +2,8 @@
 
 use serde_json::json;
 
-use crate::cluster::{Postgres, PostgresOptions};
 use crate::support::{login, password_from, run_tool, secret_file, site};
+use pretix_testkit::{Postgres, PostgresOptions};
 
 #[test]
 fn server_log_holds_no_plaintext_password_after_provisioning_and_after_a_rotation() {

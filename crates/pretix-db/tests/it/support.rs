@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
-use crate::cluster::Postgres;
+use pretix_testkit::Postgres;
 
 /// One run of the binary.
 pub struct Run {

@@ -3,7 +3,6 @@
 mod check;
 mod faults;
 mod group;
-mod redis_server;
 mod server;
 mod support;
 mod systemctl;

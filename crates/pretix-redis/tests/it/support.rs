@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-pub use crate::redis_server::{Redis, RedisOptions};
+pub use pretix_testkit::{Redis, RedisOptions};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_pretix-redis");
 /// Debian 12's redis.conf, as the redis-server package ships it.
@@ -100,15 +100,7 @@ pub fn run_with(command: &mut Command, document: &Value) -> Run {
 
 /// The uid and gid of Debian's redis user on this machine.
 pub fn redis_ids() -> (u32, u32) {
-    let passwd = std::fs::read_to_string("/etc/passwd").expect("/etc/passwd");
-    passwd
-        .lines()
-        .find_map(|line| {
-            let fields: Vec<&str> = line.split(':').collect();
-            (fields.first() == Some(&"redis"))
-                .then(|| (fields[2].parse().expect("uid"), fields[3].parse().expect("gid")))
-        })
-        .expect("no redis user: install redis-server (scripts/install-test-deps)")
+    pretix_testkit::system_user("redis")
 }
 
 /// A staging root laid out like a Debian 12 host with redis-server installed: Debian's

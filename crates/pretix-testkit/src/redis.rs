@@ -1,14 +1,14 @@
-//! A throwaway redis-server. This stands in for `pretix_testkit::Redis` (same method names)
-//! until that crate lands; it adds what these tests need on top: running as Debian's `redis`
-//! user (so the socket's group is the one group mode hands to the container) and a kill that
-//! leaves the socket file behind.
+//! A throwaway redis-server: with a temp config ([`Redis::start`]) or on a config file a test
+//! prepared, e.g. an edited copy of Debian's ([`Redis::start_with_config_file`]). It can run as
+//! Debian's `redis` user (so the socket's group is the one the redis-server unit gives it), and
+//! [`Redis::kill`] leaves a stale socket behind, as a crashed server does.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::redis_ids;
+use crate::{INSTALL_SCRIPT, find_program, shared_tempdir, system_user};
 
 /// How to run a redis-server on a prepared config file.
 pub struct RedisOptions {
@@ -26,9 +26,32 @@ pub struct RedisOptions {
 pub struct Redis {
     child: Option<std::process::Child>,
     socket: PathBuf,
+    /// The temp dir of a server started with [`Redis::start`].
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Redis {
+    /// A redis-server on a temp config: no TCP, a unix socket with mode `socket_perm` in a
+    /// temp dir, running as the current user.
+    pub fn start(socket_perm: &str) -> Redis {
+        let dir = shared_tempdir("pretix-testkit-redis.");
+        let config = dir.path().join("redis.conf");
+        std::fs::write(&config, format!("port 0\nunixsocketperm {socket_perm}\ndatabases 16\n"))
+            .expect("write redis.conf");
+        let socket = dir.path().join("redis.sock");
+        let mut redis = Redis::start_with_config_file(
+            &config,
+            RedisOptions {
+                socket,
+                dir: dir.path().to_path_buf(),
+                as_redis_user: false,
+                port: Some(0),
+            },
+        );
+        redis._dir = Some(dir);
+        redis
+    }
+
     /// Starts redis-server on `config_file`: its own directives apply (unixsocketperm, bind,
     /// requirepass, databases), overridden only as `options` say and to run in the foreground
     /// without a log or pid file in /var.
@@ -41,17 +64,17 @@ impl Redis {
         } = options;
         let (socket, dir) = (socket.as_path(), dir.as_path());
         let mut command = if as_redis_user {
-            let (uid, gid) = redis_ids();
-            let mut command = Command::new("setpriv");
+            let (uid, gid) = system_user("redis");
+            let mut command = Command::new(find_program("setpriv", &[]));
             command.args([
                 format!("--reuid={uid}"),
                 format!("--regid={gid}"),
                 "--clear-groups".to_owned(),
-                "redis-server".to_owned(),
+                find_program("redis-server", &[]).display().to_string(),
             ]);
             command
         } else {
-            Command::new("redis-server")
+            Command::new(find_program("redis-server", &[]))
         };
         command.arg(config_file).args([
             "--daemonize",
@@ -78,10 +101,11 @@ impl Redis {
             .stdout(log_file.try_clone().expect("log"))
             .stderr(log_file)
             .spawn()
-            .expect("start redis-server (is redis-server installed? scripts/install-test-deps)");
+            .unwrap_or_else(|error| panic!("start redis-server: {error} (run {INSTALL_SCRIPT})"));
         let mut redis = Redis {
             child: Some(child),
             socket: socket.to_path_buf(),
+            _dir: None,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while !redis.socket.exists() {

@@ -1,8 +1,7 @@
 //! A real throwaway PostgreSQL cluster, run as the `postgres` system user: peer authentication
-//! on its unix socket (so the root → postgres switch really runs), scram-sha-256 over TCP,
-//! `listen_addresses = 'localhost'` in its postgresql.conf.
-//!
-//! This stands in for `pretix_testkit::Postgres` (same method names) until that crate lands.
+//! on its own unix socket (so a tool's root → postgres switch really runs), scram-sha-256 over
+//! TCP on a free loopback port, and `listen_addresses = 'localhost'` in its postgresql.conf (not
+//! on the command line, so a tool editing that file is what decides).
 
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
@@ -10,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use pretix_site::fs::Root;
+use crate::{find_program, postgres_bin_dirs, shared_tempdir, system_user};
 
 /// How to initialise a cluster.
 #[derive(Debug, Clone, Default)]
@@ -37,29 +36,18 @@ impl Postgres {
     }
 
     pub fn start_with(options: PostgresOptions) -> Postgres {
-        let user = pretix_site::users::lookup_user(&Root::system(), "postgres")
-            .expect("read /etc/passwd")
-            .expect("the postgres system user exists (apt install postgresql)");
-        let dir = tempfile::Builder::new()
-            .prefix("pretix-db-pg.")
-            .tempdir()
-            .expect("temp dir");
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let (uid, gid) = system_user("postgres");
+        let dir = shared_tempdir("pretix-testkit-pg.");
         for (name, mode) in [("data", 0o700), ("socket", 0o755), ("log", 0o755), ("init", 0o700)] {
             let path = dir.path().join(name);
             std::fs::create_dir(&path).expect("mkdir");
-            std::os::unix::fs::chown(&path, Some(user.uid), Some(user.gid)).expect("chown");
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid)).expect("chown");
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
         }
-        let cluster = Postgres {
-            dir,
-            port: 0,
-            uid: user.uid,
-            gid: user.gid,
-        };
+        let cluster = Postgres { dir, port: 0, uid, gid };
         let password_file = cluster.dir.path().join("init/superuser-password");
         std::fs::write(&password_file, SUPERUSER_PASSWORD).expect("write password file");
-        std::os::unix::fs::chown(&password_file, Some(user.uid), Some(user.gid)).expect("chown");
+        std::os::unix::fs::chown(&password_file, Some(uid), Some(gid)).expect("chown");
         let encoding = options.encoding.clone().unwrap_or_else(|| "UTF8".to_owned());
         let locale = if encoding.eq_ignore_ascii_case("UTF8") {
             "C.UTF-8"
@@ -67,7 +55,7 @@ impl Postgres {
             "C"
         };
         cluster.as_postgres(
-            Command::new("initdb")
+            Command::new(find_program("initdb", &postgres_bin_dirs()))
                 .arg("-D")
                 .arg(cluster.data_dir())
                 .args([
@@ -146,6 +134,16 @@ impl Postgres {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// The unix-socket connection string `sudo -u postgres psql` would use (peer authentication:
+    /// only a process running as the postgres user gets in).
+    pub fn socket_conn_string(&self) -> String {
+        format!(
+            "host={} port={} user=postgres dbname=postgres",
+            self.socket_dir().display(),
+            self.port
+        )
+    }
+
     /// A connection string for the superuser over TCP (with its password).
     pub fn superuser_conn_string(&self) -> String {
         format!(
@@ -201,7 +199,7 @@ impl Postgres {
     }
 
     fn pg_ctl(&self, args: &[&str]) -> Output {
-        let mut command = Command::new("pg_ctl");
+        let mut command = Command::new(find_program("pg_ctl", &postgres_bin_dirs()));
         command.arg("-D").arg(self.data_dir()).args(args);
         self.run_as_postgres(&mut command)
     }
