@@ -185,7 +185,15 @@ fn apply_offline(
 ) -> Result<String, ToolError> {
     ctx.note("unverified (--offline): the server's version and encoding, the role, the database, the running server's listen_addresses, the login over tcp");
     write_password(ctx, password, paths)?;
-    match &section.postgresql_conf {
+    let postgresql_conf = section
+        .postgresql_conf
+        .clone()
+        .or_else(|| debian_cluster_file(ctx, "postgresql.conf"));
+    let pg_hba_conf = section
+        .pg_hba_conf
+        .clone()
+        .or_else(|| debian_cluster_file(ctx, "pg_hba.conf"));
+    match &postgresql_conf {
         Some(path) => {
             let conf = resolve::read_conf(&ctx.root, path, "database.postgresql_conf")?;
             let listen = plan::plan_listen(&conf.text, path, &desired.listen_required(), "*", "offline", None)?;
@@ -197,7 +205,7 @@ fn apply_offline(
             "unverified (--offline): postgresql.conf (set database.postgresql_conf to plan it without the server)",
         ),
     }
-    match &section.pg_hba_conf {
+    match &pg_hba_conf {
         Some(path) => {
             let hba = resolve::read_conf(&ctx.root, path, "database.pg_hba_conf")?;
             let hba_plan = plan::plan_pg_hba(&hba.text, desired, None, path)?;
@@ -219,6 +227,29 @@ fn apply_offline(
         "planned from the files alone (--offline): role {}, database {}",
         desired.role, desired.database
     ))
+}
+
+/// Without a server to ask (`SHOW config_file`), Debian's layout: the one cluster's
+/// `/etc/postgresql/<version>/main/<name>`, when there is exactly one.
+fn debian_cluster_file(ctx: &mut Context, name: &str) -> Option<PathBuf> {
+    let base = Path::new("/etc/postgresql");
+    let entries = std::fs::read_dir(ctx.root.host_path(base)).ok()?;
+    let found: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| base.join(entry.file_name()).join("main").join(name))
+        .filter(|candidate| ctx.root.host_path(candidate).is_file())
+        .collect();
+    match found.as_slice() {
+        [only] => {
+            ctx.note(format!(
+                "--offline: planning {} (Debian's layout; set database.{} to choose)",
+                only.display(),
+                name.replace('.', "_")
+            ));
+            Some(only.clone())
+        }
+        _ => None,
+    }
 }
 
 /// Writes the generated or rotated password into its root-only file.
