@@ -173,7 +173,7 @@ fn ensure_web_server_acl(ctx: &mut Context, data_dir: &Path) -> Result<(), ToolE
     let mut log = |line: &str| ctx.debug(line);
     let output = pretix_site::exec::run(
         std::process::Command::new("getfacl")
-            .args(["--omit-header", "--absolute-names"])
+            .args(["--omit-header", "--absolute-names", "--numeric"])
             .arg(&host_path),
         None,
         &mut log,

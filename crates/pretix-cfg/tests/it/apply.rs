@@ -173,3 +173,30 @@ fn env_verb_writes_a_root_only_env_file() {
 fn help_is_consistent() {
     pretix_site::run::command::<pretix_cfg::CfgTool>().debug_assert();
 }
+
+#[test]
+fn acl_mode_gives_the_web_server_uid_33_read_access_once() {
+    let root = stage();
+    let password = secret(root.path(), "database-password", "correct horse battery staple");
+    let root_arg = root.path().display().to_string();
+    let mut site = guide_site(&password);
+    site["paths"] = serde_json::json!({"data_dir_access": "acl"});
+    let first = run(&["apply", "--root", &root_arg], &site);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let data = root.path().join("var/pretix-data");
+    assert_eq!(owner_mode(&data), (15371, 15371, 0o750));
+    let acl = std::process::Command::new("getfacl")
+        .args(["--omit-header", "--absolute-names", "--numeric"])
+        .arg(&data)
+        .output()
+        .expect("getfacl");
+    assert!(
+        String::from_utf8_lossy(&acl.stdout)
+            .lines()
+            .any(|line| line == "user:33:r-x"),
+        "{}",
+        String::from_utf8_lossy(&acl.stdout)
+    );
+    let second = run(&["apply", "--root", &root_arg], &site);
+    assert_eq!(second.last_result()["changed"], false, "{}", second.last_result());
+}
