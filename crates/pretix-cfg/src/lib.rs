@@ -352,15 +352,8 @@ fn import(ctx: &mut Context, document: &mut Document, paths: &Paths, file: Optio
             schema::key(section, key).map_err(|error| ToolError::input(format!("config.{section}.{key}"), error))?;
         let config_value = if definition.secret && !value.is_empty() {
             let secret = pretix_site::Secret::new(value);
-            ctx.register_secret(&secret);
             let secret_path = paths.secrets_dir.join(format!("{section}-{key}"));
-            ctx.dir(&DirSpec {
-                path: paths.secrets_dir.clone(),
-                uid: Some(0),
-                gid: Some(0),
-                mode: 0o700,
-            })?;
-            ctx.file(&pretix_site::secret::secret_file_spec(&secret_path, &secret))?;
+            ctx.store_secret(&paths.secrets_dir, &secret_path, &secret)?;
             ConfigValue::Secret(SecretRef::new(secret_path))
         } else {
             ConfigValue::Text(value.to_owned())
@@ -378,14 +371,7 @@ fn import(ctx: &mut Context, document: &mut Document, paths: &Paths, file: Optio
 fn env(ctx: &mut Context, document: &mut Document, paths: &Paths) -> Result<String, ToolError> {
     let desired = desired_config(ctx, document, paths)?;
     let text = desired.render_env()?;
-    if let Some(parent) = paths.env_file.parent() {
-        ctx.dir(&DirSpec {
-            path: parent.to_path_buf(),
-            uid: Some(0),
-            gid: Some(0),
-            mode: 0o700,
-        })?;
-    }
+    ctx.ensure_parents(&paths.env_file)?;
     ctx.file(&FileSpec::new(&paths.env_file, text).owner(0, 0).mode(0o600))?;
     Ok(format!(
         "{} holds {} settings as PRETIX_<SECTION>_<KEY> variables (use it with docker run --env-file)",

@@ -4,8 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use pretix_site::fs::{DirSpec, FileSpec};
-use pretix_site::secret::secret_file_spec;
+use pretix_site::fs::FileSpec;
 use pretix_site::sections::{AuthMethod, ConfigValue, Database, Paths};
 use pretix_site::service::ServiceOutcome;
 use pretix_site::{Context, Document, Secret, ToolError};
@@ -257,34 +256,7 @@ fn write_password(ctx: &mut Context, password: &PasswordChoice, paths: &Paths) -
     if !password.write {
         return Ok(());
     }
-    let file = &password.reference.secret_file;
-    if file.parent() == Some(paths.secrets_dir.as_path()) {
-        // Missing ancestors (a fresh host has no /etc/pretix-toolkit yet), then the root-only
-        // secrets directory itself.
-        let missing: Vec<PathBuf> = paths
-            .secrets_dir
-            .ancestors()
-            .skip(1)
-            .take_while(|ancestor| !ancestor.as_os_str().is_empty() && !ctx.root.host_path(ancestor).exists())
-            .map(Path::to_path_buf)
-            .collect();
-        for ancestor in missing.iter().rev() {
-            ctx.dir(&DirSpec {
-                path: ancestor.clone(),
-                uid: Some(0),
-                gid: Some(0),
-                mode: 0o755,
-            })?;
-        }
-        ctx.dir(&DirSpec {
-            path: paths.secrets_dir.clone(),
-            uid: Some(0),
-            gid: Some(0),
-            mode: 0o700,
-        })?;
-    }
-    ctx.file(&secret_file_spec(file, &password.secret))?;
-    Ok(())
+    ctx.store_secret(&paths.secrets_dir, &password.reference.secret_file, &password.secret)
 }
 
 fn apply_role(

@@ -2,7 +2,6 @@
 //! restart redis-server when redis.conf changed; verify; add pretix's settings to the document.
 
 use pretix_site::fs::{DirSpec, FilePlan, FileSpec};
-use pretix_site::secret::secret_file_spec;
 use pretix_site::sections::{Paths, Redis, RedisSocketMode};
 use pretix_site::service::ServiceOutcome;
 use pretix_site::{Context, Document, Secret, ToolError};
@@ -197,29 +196,12 @@ fn write_secrets(
     choice: &PasswordChoice,
     url_files: &[(std::path::PathBuf, Secret)],
 ) -> Result<(), ToolError> {
-    // The secrets dir is root-only; its parent is made only when missing, never changed.
-    if let Some(parent) = paths.secrets_dir.parent()
-        && !ctx.root.host_path(parent).exists()
-    {
-        ctx.dir(&DirSpec {
-            path: parent.to_path_buf(),
-            uid: Some(0),
-            gid: Some(0),
-            mode: 0o700,
-        })?;
-    }
-    ctx.dir(&DirSpec {
-        path: paths.secrets_dir.clone(),
-        uid: Some(0),
-        gid: Some(0),
-        mode: 0o700,
-    })?;
     // Only the default reference, under the secrets dir, is ever generated.
     if choice.generate {
-        ctx.file(&secret_file_spec(&choice.reference.secret_file, &choice.secret))?;
+        ctx.store_secret(&paths.secrets_dir, &choice.reference.secret_file, &choice.secret)?;
     }
     for (path, url) in url_files {
-        ctx.file(&secret_file_spec(path, url))?;
+        ctx.store_secret(&paths.secrets_dir, path, url)?;
     }
     Ok(())
 }

@@ -225,6 +225,44 @@ impl Context {
         Ok(outcome)
     }
 
+    /// Creates the missing ancestors of `path` (root-owned, 0755), and never touches one that
+    /// exists: a fresh host has no /etc/pretix-toolkit yet, an admin's existing dirs stay as they are.
+    pub fn ensure_parents(&mut self, path: &Path) -> Result<(), ToolError> {
+        let missing: Vec<PathBuf> = path
+            .ancestors()
+            .skip(1)
+            .take_while(|ancestor| !ancestor.as_os_str().is_empty() && !self.root.host_path(ancestor).exists())
+            .map(Path::to_path_buf)
+            .collect();
+        for ancestor in missing.iter().rev() {
+            self.dir(&DirSpec {
+                path: ancestor.clone(),
+                uid: Some(0),
+                gid: Some(0),
+                mode: 0o755,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Stores a secret in a root-only file (0600). When the file lives in `secrets_dir`, that dir
+    /// is created (or fixed) root-only 0700 first, with any missing ancestors.
+    pub fn store_secret(&mut self, secrets_dir: &Path, file: &Path, secret: &Secret) -> Result<(), ToolError> {
+        self.register_secret(secret);
+        if file.parent() == Some(secrets_dir) {
+            self.ensure_parents(secrets_dir)?;
+            self.dir(&DirSpec {
+                path: secrets_dir.to_path_buf(),
+                uid: Some(0),
+                gid: Some(0),
+                mode: 0o700,
+            })?;
+        } else {
+            self.ensure_parents(file)?;
+        }
+        self.file(&crate::secret::secret_file_spec(file, secret)).map(drop)
+    }
+
     /// Ensures a directory, recording the change.
     pub fn dir(&mut self, spec: &DirSpec) -> Result<DirOutcome, ToolError> {
         let outcome = ensure_dir(&self.root, spec, self.check)?;

@@ -152,3 +152,30 @@ fn check_mode_plans_but_writes_nothing() {
     assert_eq!(outcome.result.diffs[0].path, "/etc/demo.conf");
     assert!(!root.path().join("etc/demo.conf").exists());
 }
+
+#[test]
+fn store_secret_makes_a_root_only_home_once() {
+    use std::os::unix::fs::MetadataExt;
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut ctx = Context::new("demo", "apply", false, false, Some(root.path().to_path_buf()), -1);
+    let secrets_dir = Path::new("/etc/pretix-toolkit/secrets");
+    let file = secrets_dir.join("database-password");
+    ctx.store_secret(secrets_dir, &file, &Secret::new("a-generated-password"))
+        .expect("store");
+    let mode = |path: &str| std::fs::metadata(root.path().join(path)).expect("stat").mode() & 0o7777;
+    assert_eq!(mode("etc/pretix-toolkit"), 0o755);
+    assert_eq!(mode("etc/pretix-toolkit/secrets"), 0o700);
+    assert_eq!(mode("etc/pretix-toolkit/secrets/database-password"), 0o600);
+    assert!(ctx.has_changed());
+    let mut again = Context::new("demo", "apply", false, false, Some(root.path().to_path_buf()), -1);
+    again
+        .store_secret(secrets_dir, &file, &Secret::new("a-generated-password"))
+        .expect("store again");
+    assert!(!again.has_changed());
+    let result = ctx.finish("done", false);
+    assert!(
+        !serde_json::to_string(&result)
+            .expect("json")
+            .contains("a-generated-password")
+    );
+}
