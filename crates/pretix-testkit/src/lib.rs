@@ -8,6 +8,8 @@
 //! - [`image`]: the stand-in `pretix/standalone` image, built from busybox-static through the
 //!   Docker API, and pushed to a [`Registry`].
 //!
+//! [`run_tool`] drives a tool binary as a pipeline does.
+//!
 //! Nothing here touches the machine's own services. A missing server binary panics with a
 //! message naming `scripts/install-test-deps`: a test never skips itself.
 
@@ -16,6 +18,7 @@ mod nginx;
 mod postgres;
 mod redis;
 mod registry;
+mod tool;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -25,6 +28,7 @@ pub use nginx::Nginx;
 pub use postgres::{Postgres, PostgresOptions, SUPERUSER_PASSWORD};
 pub use redis::{Redis, RedisOptions};
 pub use registry::Registry;
+pub use tool::{ToolRun, run_tool};
 
 /// The script that installs every server the tests use.
 pub const INSTALL_SCRIPT: &str = "scripts/install-test-deps";

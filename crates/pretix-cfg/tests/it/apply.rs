@@ -25,7 +25,7 @@ fn guide_site_renders_the_guides_pretix_cfg_owner_only() {
         !outcome.stderr.contains("correct horse"),
         "the password leaked to stderr"
     );
-    assert_eq!(outcome.last_result()["changed"], true);
+    assert_eq!(outcome.result()["changed"], true);
 }
 
 #[test]
@@ -44,7 +44,7 @@ fn second_run_changes_nothing_and_keeps_mtimes() {
     std::thread::sleep(std::time::Duration::from_millis(20));
     let second = run(&["apply", "--root", &root_arg], &first.document);
     assert_eq!(second.code, 0, "{}", second.stderr);
-    assert_eq!(second.last_result()["changed"], false, "{}", second.last_result());
+    assert_eq!(second.result()["changed"], false, "{}", second.result());
     let after = (
         mtime(&file),
         mtime(&root.path().join("etc/pretix")),
@@ -67,7 +67,7 @@ fn wrong_owner_and_mode_are_fixed_and_data_is_kept() {
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).expect("chmod");
     let outcome = run(&["apply", "--root", &root_arg], &guide_site(&password));
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
-    assert_eq!(outcome.last_result()["changed"], true);
+    assert_eq!(outcome.result()["changed"], true);
     assert_eq!(owner_mode(&file), (15371, 15371, 0o600));
     assert_eq!(owner_mode(&data), (15371, 15371, 0o755));
     assert_eq!(
@@ -89,7 +89,7 @@ fn check_mode_with_diff_writes_nothing_and_redacts() {
     assert!(!root.path().join("etc/pretix").exists());
     assert!(outcome.stderr.contains("+password=********"), "{}", outcome.stderr);
     assert!(!outcome.stderr.contains("correct horse"));
-    let diff = &outcome.last_result()["diffs"];
+    let diff = &outcome.result()["diffs"];
     assert!(diff.to_string().contains("url=https://pretix.mydomain.com"));
 }
 
@@ -102,7 +102,7 @@ fn plaintext_secret_in_the_document_is_refused() {
     let outcome = run(&["apply", "--root", &root_arg], &site);
     assert_eq!(outcome.code, 2);
     assert!(
-        outcome.last_result()["msg"]
+        outcome.result()["msg"]
             .as_str()
             .expect("msg")
             .starts_with("config.database.password: secrets must not be in the document")
@@ -124,12 +124,9 @@ fn world_readable_secret_file_is_refused() {
     let outcome = run(&["apply", "--root", &root_arg], &guide_site(&password));
     assert_eq!(outcome.code, 2);
     assert!(
-        outcome.last_result()["msg"]
-            .as_str()
-            .expect("msg")
-            .contains("chmod 0600"),
+        outcome.result()["msg"].as_str().expect("msg").contains("chmod 0600"),
         "{}",
-        outcome.last_result()
+        outcome.result()
     );
 }
 
@@ -141,7 +138,7 @@ fn check_verb_passes_after_apply_and_fails_on_a_readable_file() {
     let applied = run(&["apply", "--root", &root_arg], &guide_site(&password));
     let good = run(&["check", "--root", &root_arg], &applied.document);
     assert_eq!(good.code, 0, "{}", good.stderr);
-    let checks = good.last_result()["checks"].as_array().expect("checks").clone();
+    let checks = good.result()["checks"].as_array().expect("checks").clone();
     assert!(checks.iter().all(|item| item["status"] == "ok"), "{checks:?}");
     std::fs::set_permissions(
         root.path().join("etc/pretix/pretix.cfg"),
@@ -150,7 +147,7 @@ fn check_verb_passes_after_apply_and_fails_on_a_readable_file() {
     .expect("chmod");
     let bad = run(&["check", "--root", &root_arg], &applied.document);
     assert_eq!(bad.code, 1);
-    assert!(bad.last_result()["checks"].to_string().contains("no access for others"));
+    assert!(bad.result()["checks"].to_string().contains("no access for others"));
 }
 
 #[test]
@@ -198,5 +195,5 @@ fn acl_mode_gives_the_web_server_uid_33_read_access_once() {
         String::from_utf8_lossy(&acl.stdout)
     );
     let second = run(&["apply", "--root", &root_arg], &site);
-    assert_eq!(second.last_result()["changed"], false, "{}", second.last_result());
+    assert_eq!(second.result()["changed"], false, "{}", second.result());
 }

@@ -57,6 +57,6 @@ fn import_of_an_unknown_key_names_it_and_writes_nothing() {
     let root_arg = root.path().display().to_string();
     let outcome = run(&["import", "/etc/bad.cfg", "--root", &root_arg], &serde_json::json!({}));
     assert_eq!(outcome.code, 2);
-    let msg = outcome.last_result()["msg"].as_str().expect("msg");
+    let msg = outcome.result()["msg"].as_str().expect("msg");
     assert!(msg.starts_with("config.mail.form") && msg.contains("from"), "{msg}");
 }

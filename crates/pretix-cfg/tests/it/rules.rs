@@ -11,7 +11,7 @@ fn refused(edit: impl Fn(&mut serde_json::Value), field: &str, needle: &str) {
     edit(&mut site);
     let root_arg = root.path().display().to_string();
     let outcome = run(&["apply", "--root", &root_arg], &site);
-    let msg = outcome.last_result()["msg"].as_str().expect("msg").to_owned();
+    let msg = outcome.result()["msg"].as_str().expect("msg").to_owned();
     assert_eq!(outcome.code, 2, "{field}: {msg}");
     assert!(msg.starts_with(field), "expected the field {field} first in: {msg}");
     assert!(

@@ -1,52 +1,14 @@
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_pretix-cfg");
 
-/// What one run of the binary gave.
-pub struct Run {
-    pub document: Value,
-    pub code: i32,
-    pub stderr: String,
-}
-
-impl Run {
-    pub fn last_result(&self) -> &Value {
-        self.document["results"]
-            .as_array()
-            .and_then(|results| results.last())
-            .expect("a result")
-    }
-}
+pub use pretix_testkit::ToolRun as Run;
 
 pub fn run(args: &[&str], document: &Value) -> Run {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn pretix-cfg");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(document.to_string().as_bytes())
-        .expect("write stdin");
-    let output = child.wait_with_output().expect("wait");
-    Run {
-        document: serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
-            panic!(
-                "stdout is not JSON ({error}): {}",
-                String::from_utf8_lossy(&output.stdout)
-            )
-        }),
-        code: output.status.code().unwrap_or(-1),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    pretix_testkit::run_tool(Command::new(BIN).args(args), document)
 }
 
 /// A staging root with the directories a Debian host has.

@@ -1,104 +1,25 @@
 //! Running the real `pretix-db` binary with a document on stdin, and documents for a cluster.
 
-use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
 use pretix_testkit::Postgres;
 
-/// One run of the binary.
-pub struct Run {
-    pub code: i32,
-    pub document: Value,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    /// This run's entry in `results`.
-    pub fn result(&self) -> &Value {
-        self.document["results"]
-            .as_array()
-            .and_then(|results| results.last())
-            .unwrap_or(&Value::Null)
-    }
-
-    pub fn msg(&self) -> &str {
-        self.result()["msg"].as_str().unwrap_or_default()
-    }
-
-    pub fn changed(&self) -> bool {
-        self.result()["changed"] == Value::Bool(true)
-    }
-
-    pub fn strings(&self, key: &str) -> Vec<String> {
-        self.result()[key]
-            .as_array()
-            .map(|items| items.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-            .unwrap_or_default()
-    }
-
-    pub fn actions(&self) -> Vec<String> {
-        self.strings("actions")
-    }
-
-    pub fn warnings(&self) -> Vec<String> {
-        self.strings("warnings")
-    }
-
-    pub fn has_action(&self, prefix: &str) -> bool {
-        self.actions().iter().any(|action| action.starts_with(prefix))
-    }
-
-    /// The document to feed the next run: this one without its results.
-    pub fn next_input(&self) -> Value {
-        let mut document = self.document.clone();
-        if let Value::Object(map) = &mut document {
-            map.remove("results");
-        }
-        document
-    }
-
-    pub fn describe(&self) -> String {
-        format!("exit {}\nstdout: {}\nstderr: {}", self.code, self.stdout, self.stderr)
-    }
-}
+pub use pretix_testkit::ToolRun as Run;
 
 /// Runs `pretix-db ARGS` with `document` on stdin and `env` set.
 pub fn run_tool(args: &[&str], document: &Value, env: &[(&str, &Path)]) -> Run {
     let mut command = Command::new(env!("CARGO_BIN_EXE_pretix-db"));
-    command
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    command.args(args);
     command.env_remove(pretix_site::service::RECORD_ENV);
     for (key, value) in env {
         command.env(key, value);
     }
-    let mut child = command.spawn().expect("start pretix-db");
-    let input = serde_json::to_vec(document).expect("serialize");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(&input)
-        .expect("write stdin");
-    let output = child.wait_with_output().expect("wait for pretix-db");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    let document = serde_json::from_str(&stdout)
-        .unwrap_or_else(|error| panic!("stdout is not JSON ({error}): {stdout}\n{stderr}"));
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        document,
-        stdout,
-        stderr,
-    }
+    pretix_testkit::run_tool(&mut command, document)
 }
 
 /// A document for the cluster: the guide's defaults, except that the docker host is loopback

@@ -38,12 +38,12 @@ fn check_reports_every_item_and_fails_when_redis_is_down() {
         healthy.document["config"]["redis"]["location"],
         "unix:///var/run/redis/redis.sock?db=0"
     );
-    assert_eq!(healthy.last_result()["changed"], false);
+    assert_eq!(healthy.result()["changed"], false);
 
     redis.stop();
     let down = run(&["check", "--root", &stage.root_arg()], &site(json!({})));
     assert_eq!(down.code, 1, "{}", down.stderr);
-    assert!(down.last_result()["failed"].as_bool().unwrap_or_default());
+    assert!(down.result()["failed"].as_bool().unwrap_or_default());
     let (status, message) = down.check_item("answering").expect("answering");
     assert_eq!(status, "failure");
     assert!(message.contains("the socket does not exist"), "{message}");
@@ -95,7 +95,7 @@ fn a_later_drop_in_that_undoes_ours_is_a_failure() {
         &site(json!({})),
     );
     assert_eq!(outcome.code, 1, "{}", outcome.stderr);
-    let failures: Vec<String> = outcome.last_result()["checks"]
+    let failures: Vec<String> = outcome.result()["checks"]
         .as_array()
         .expect("checks")
         .iter()

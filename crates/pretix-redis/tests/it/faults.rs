@@ -29,7 +29,7 @@ fn bad_socket_paths_exit_2_and_change_nothing() {
             outcome.msg()
         );
         assert!(outcome.msg().contains(expected), "{socket:?}: {}", outcome.msg());
-        assert_eq!(outcome.last_result()["changed"], false);
+        assert_eq!(outcome.result()["changed"], false);
     }
     assert_eq!(mtime(&stage.conf()), before);
     assert!(!stage.dropin().exists());

@@ -71,7 +71,7 @@ fn uid_15371_connects_through_the_770_socket_only_with_the_redis_group() {
     assert_eq!(owner_mode(redis.socket_path()), (redis_uid, redis_gid, 0o770));
     let second = run(&["apply", "--root", &stage.root_arg()], &first.document);
     assert_eq!(second.code, 0, "{}", second.stderr);
-    assert_eq!(second.last_result()["changed"], false);
+    assert_eq!(second.result()["changed"], false);
     let expected = format!("(mode 0770, group {redis_gid})");
     assert!(
         second.actions().iter().any(|action| action.contains(&expected)),

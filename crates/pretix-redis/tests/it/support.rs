@@ -1,9 +1,8 @@
 //! Driving the real binary, staging a Debian-like root, and real redis-servers.
 
-use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::{Value, json};
 
@@ -15,58 +14,7 @@ pub const DEBIAN_REDIS_CONF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../
 /// The container's pretixuser.
 pub const PRETIX_UID: u32 = 15371;
 
-/// What one run of the binary gave.
-pub struct Run {
-    pub document: Value,
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    pub fn last_result(&self) -> &Value {
-        self.document["results"]
-            .as_array()
-            .and_then(|results| results.last())
-            .expect("a result")
-    }
-
-    pub fn msg(&self) -> String {
-        self.last_result()["msg"].as_str().unwrap_or_default().to_owned()
-    }
-
-    pub fn actions(&self) -> Vec<String> {
-        strings(&self.last_result()["actions"])
-    }
-
-    pub fn warnings(&self) -> Vec<String> {
-        strings(&self.last_result()["warnings"])
-    }
-
-    /// The status of the `check` item `name` (the first one).
-    pub fn check_item(&self, name: &str) -> Option<(String, String)> {
-        self.last_result()["checks"].as_array()?.iter().find_map(|item| {
-            (item["name"] == name).then(|| {
-                (
-                    item["status"].as_str().unwrap_or_default().to_owned(),
-                    item["message"].as_str().unwrap_or_default().to_owned(),
-                )
-            })
-        })
-    }
-}
-
-fn strings(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|item| item.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
+pub use pretix_testkit::ToolRun as Run;
 
 /// Runs the binary with `document` on stdin.
 pub fn run(args: &[&str], document: &Value) -> Run {
@@ -75,27 +23,7 @@ pub fn run(args: &[&str], document: &Value) -> Run {
 
 /// Runs a prepared command (extra environment, another user) with `document` on stdin.
 pub fn run_with(command: &mut Command, document: &Value) -> Run {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn pretix-redis");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(document.to_string().as_bytes())
-        .expect("write stdin");
-    let output = child.wait_with_output().expect("wait");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    Run {
-        document: serde_json::from_str(&stdout)
-            .unwrap_or_else(|error| panic!("stdout is not JSON ({error}): {stdout}")),
-        code: output.status.code().unwrap_or(-1),
-        stdout,
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    pretix_testkit::run_tool(command, document)
 }
 
 /// The uid and gid of Debian's redis user on this machine.

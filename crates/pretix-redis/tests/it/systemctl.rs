@@ -83,7 +83,7 @@ fn daemon_reload_then_restart_are_recorded_and_the_socket_is_awaited() {
 
     let second = apply(&log, &document);
     assert_eq!(second.code, 0, "{}", second.stderr);
-    assert_eq!(second.last_result()["changed"], false);
+    assert_eq!(second.result()["changed"], false);
     assert_eq!(recorded(&log).len(), 2, "a re-run restarted or reloaded again");
 }
 

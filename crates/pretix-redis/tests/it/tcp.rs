@@ -42,7 +42,7 @@ fn tcp_mode_generates_a_password_keeps_it_out_of_sight_and_answers_with_it() {
     assert!(!first.stdout.contains(&password), "the password leaked to stdout");
     assert!(!first.stderr.contains(&password), "the password leaked to stderr");
     assert!(first.stderr.contains("+requirepass ********"), "{}", first.stderr);
-    let diff = unified_diff(first.last_result(), "/etc/redis/redis.conf").replace(&port.to_string(), "<port>");
+    let diff = unified_diff(first.result(), "/etc/redis/redis.conf").replace(&port.to_string(), "<port>");
     insta::assert_snapshot!("tcp_redis_conf_diff", diff);
     insta::assert_snapshot!(
         "dropin_tcp_mode",
@@ -86,7 +86,7 @@ fn tcp_mode_generates_a_password_keeps_it_out_of_sight_and_answers_with_it() {
     );
     let second = run(&["apply", "--root", &stage.root_arg()], &first.document);
     assert_eq!(second.code, 0, "{}", second.stderr);
-    assert_eq!(second.last_result()["changed"], false, "{}", second.last_result());
+    assert_eq!(second.result()["changed"], false, "{}", second.result());
     let expected = format!("redis-server answers PING with the password on 127.0.0.2:{port}");
     assert!(second.actions().contains(&expected), "{:?}", second.actions());
     assert!(!second.stdout.contains(&password) && !second.stderr.contains(&password));

@@ -10,7 +10,7 @@ fn debian_conf_gets_only_the_owned_lines_and_a_rerun_changes_nothing() {
     let original = std::fs::read_to_string(stage.conf()).expect("conf");
     let first = run(&["apply", "--root", &stage.root_arg()], &site(json!({})));
     assert_eq!(first.code, 0, "{}", first.stderr);
-    let result = first.last_result();
+    let result = first.result();
     assert_eq!(result["changed"], true);
 
     let edited = std::fs::read_to_string(stage.conf()).expect("conf");
@@ -84,7 +84,7 @@ fn debian_conf_gets_only_the_owned_lines_and_a_rerun_changes_nothing() {
     std::thread::sleep(std::time::Duration::from_millis(20));
     let second = run(&["apply", "--root", &stage.root_arg()], &first.document);
     assert_eq!(second.code, 0, "{}", second.stderr);
-    assert_eq!(second.last_result()["changed"], false, "{}", second.last_result());
+    assert_eq!(second.result()["changed"], false, "{}", second.result());
     assert_eq!(
         (mtime(&stage.conf()), mtime(&stage.dropin())),
         before,
@@ -120,7 +120,7 @@ fn check_mode_plans_and_writes_nothing() {
         &site(json!({})),
     );
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
-    assert_eq!(outcome.last_result()["changed"], true);
+    assert_eq!(outcome.result()["changed"], true);
     assert_eq!(mtime(&stage.conf()), before);
     assert!(!stage.dropin().exists());
     assert!(outcome.stderr.contains("+unixsocketperm 777"), "{}", outcome.stderr);
