@@ -391,7 +391,11 @@ pub fn run_verb<T: Tool>(command: &T::Command, verb: &str, mut ctx: Context, mut
 /// The whole main of a tool binary. Returns the exit code.
 pub fn main<T: Tool>() -> i32 {
     let args: Vec<OsString> = std::env::args_os().collect();
-    if let Some(path) = ansible::arguments_file(&args) {
+    // A verb is never an arguments file, even when a file of that name sits in the cwd.
+    let is_verb = args
+        .get(1)
+        .is_some_and(|arg| command::<T>().find_subcommand(arg).is_some());
+    if let Some(path) = ansible::arguments_file(&args).filter(|_| !is_verb) {
         return ansible::main::<T>(&path);
     }
     let matches = match command::<T>().try_get_matches_from(&args) {

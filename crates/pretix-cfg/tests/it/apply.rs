@@ -197,3 +197,23 @@ fn acl_mode_gives_the_web_server_uid_33_read_access_once() {
     let second = run(&["apply", "--root", &root_arg], &site);
     assert_eq!(second.result()["changed"], false, "{}", second.result());
 }
+
+#[test]
+fn a_file_named_like_a_verb_in_the_cwd_is_not_taken_for_ansible_arguments() {
+    let root = stage();
+    let password = secret(root.path(), "database-password", "correct horse battery staple");
+    let cwd = tempfile::tempdir().expect("tempdir");
+    std::fs::write(cwd.path().join("apply"), "{}").expect("write a file called apply");
+    let root_arg = root.path().display().to_string();
+    let mut command = std::process::Command::new(crate::support::BIN);
+    command
+        .args(["apply", "--check", "--root", &root_arg])
+        .current_dir(cwd.path());
+    let outcome = pretix_testkit::run_tool(&mut command, &guide_site(&password));
+    assert_eq!(outcome.code, 0, "{}", outcome.describe());
+    assert_eq!(
+        outcome.result()["tool"],
+        "pretix-cfg",
+        "the pipeline protocol answered, not the Ansible one"
+    );
+}
