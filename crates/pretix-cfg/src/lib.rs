@@ -113,6 +113,21 @@ fn apply(ctx: &mut Context, document: &mut Document, paths: &Paths) -> Result<St
         DataDirAccess::Mode => 0o755,
         DataDirAccess::Acl => 0o750,
     };
+    // pretix, like this tool, creates only the last level of the data dir.
+    let data_parent_exists = paths
+        .data_dir
+        .parent()
+        .is_some_and(|parent| ctx.root.host_path(parent).is_dir());
+    if !data_parent_exists {
+        let message = format!(
+            "the parent of the data dir {} does not exist: create it first",
+            paths.data_dir.display()
+        );
+        if !ctx.check {
+            return Err(ToolError::failed(message));
+        }
+        ctx.warn(message);
+    }
     // Nothing above wrote anything; from here on the plan is carried out.
     ctx.dir(&DirSpec {
         path: paths.config_dir.clone(),
@@ -120,16 +135,6 @@ fn apply(ctx: &mut Context, document: &mut Document, paths: &Paths) -> Result<St
         gid: Some(paths.owner_gid),
         mode: 0o700,
     })?;
-    let data_parent_exists = paths
-        .data_dir
-        .parent()
-        .is_some_and(|parent| ctx.root.host_path(parent).is_dir());
-    if !data_parent_exists && !ctx.check {
-        return Err(ToolError::failed(format!(
-            "the parent of the data dir {} does not exist: create it first",
-            paths.data_dir.display()
-        )));
-    }
     ctx.dir(&DirSpec {
         path: paths.data_dir.clone(),
         uid: Some(paths.owner_uid),

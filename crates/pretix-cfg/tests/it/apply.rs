@@ -217,3 +217,19 @@ fn a_file_named_like_a_verb_in_the_cwd_is_not_taken_for_ansible_arguments() {
         "the pipeline protocol answered, not the Ansible one"
     );
 }
+
+#[test]
+fn a_missing_data_dir_parent_fails_before_anything_is_written() {
+    let root = stage();
+    let password = secret(root.path(), "database-password", "correct horse battery staple");
+    let root_arg = root.path().display().to_string();
+    let mut site = guide_site(&password);
+    site["paths"] = serde_json::json!({"data_dir": "/srv/nowhere/pretix-data"});
+    let outcome = run(&["apply", "--root", &root_arg], &site);
+    assert_eq!(outcome.code, 1, "{}", outcome.describe());
+    assert!(outcome.msg().contains("create it first"), "{}", outcome.msg());
+    assert!(
+        !root.path().join("etc/pretix").exists(),
+        "the config dir was created before the failure"
+    );
+}
