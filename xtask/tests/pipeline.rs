@@ -163,7 +163,7 @@ fn db_redis_cfg_pipeline_gives_pretix_a_working_database_and_cache() {
 
     // What `systemctl restart redis-server` does on a real host: the edited redis.conf applies.
     redis.stop();
-    redis = start_redis();
+    let _restarted_redis = start_redis();
     let socket_mode = std::fs::metadata(&socket).expect("socket").permissions().mode() & 0o777;
     assert_eq!(socket_mode, 0o777, "the guide's socket mode after the restart");
 
