@@ -38,29 +38,3 @@ impl Tool for PluginTool {
         Err(not_implemented(Self::NAME, &verb, "built in a later issue"))
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use pretix_site::run::{command, run_verb};
-
-    #[test]
-    fn cli_is_consistent() {
-        command::<PluginTool>().debug_assert();
-    }
-
-    #[test]
-    fn every_verb_fails_clearly_instead_of_pretending() {
-        let root = std::env::temp_dir();
-        let ctx = Context::new(PluginTool::NAME, "apply", true, false, Some(root), -1);
-        let outcome = run_verb::<PluginTool>(&Command::Apply, "apply", ctx, Document::parse("{}").expect("document"));
-        assert_eq!(outcome.exit_code, 1);
-        assert!(outcome.result.failed);
-        assert!(
-            outcome.result.msg.contains("not implemented yet"),
-            "{}",
-            outcome.result.msg
-        );
-        assert!(!outcome.result.changed);
-    }
-}
