@@ -88,7 +88,7 @@ pub fn plan(site: Option<&Path>) -> anyhow::Result<ExitCode> {
         }
         std::fs::copy(workspace_root().join(source), &destination).with_context(|| format!("stage {target}"))?;
     }
-    for dir in ["etc", "var", "run/lock"] {
+    for dir in ["etc", "var", "run"] {
         std::fs::create_dir_all(staging.path().join(dir))?;
     }
     let root_arg = staging.path().display().to_string();

@@ -61,7 +61,7 @@ fn every_verb_of_a_later_wave_fails_clearly() {
         let typo = pretix_testkit::run_tool(Command::new(&bin).arg("apply"), &serde_json::json!({"contaner": {}}));
         assert_eq!(typo.code, 2, "{tool}: bad input is exit 2");
     }
-    // Only the host lock (run/lock/pretix-toolkit.lock) may appear: the verbs took it, then failed.
+    // Only the host lock (run/pretix-toolkit/lock) may appear: the verbs took it, then failed.
     let written: Vec<String> = std::fs::read_dir(root.path())
         .expect("root")
         .filter_map(Result::ok)

@@ -7,9 +7,9 @@
 //! never a partial one. When content, owner and mode already match, nothing is written and the
 //! mtime stays.
 
-use std::fs::{self, File, OpenOptions, Permissions};
-use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::fs::{self, File, Permissions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -39,19 +39,87 @@ impl Root {
         self.dir.is_some()
     }
 
-    /// Where an absolute path of the managed host lives on this machine.
+    /// Where an absolute path of the managed host lives on this machine. `..` is resolved
+    /// lexically and never climbs above the root, so no path escapes `--root` (input validation
+    /// refuses `..` anyway: `validate_host_path`).
     pub fn host_path(&self, path: &Path) -> PathBuf {
         match &self.dir {
             None => path.to_path_buf(),
             Some(dir) => {
-                let relative: PathBuf = path
-                    .components()
-                    .filter(|component| matches!(component, Component::Normal(_) | Component::ParentDir))
-                    .collect();
+                let mut relative = PathBuf::new();
+                for component in path.components() {
+                    match component {
+                        Component::Normal(name) => relative.push(name),
+                        Component::ParentDir => {
+                            relative.pop();
+                        }
+                        Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+                    }
+                }
                 dir.join(relative)
             }
         }
     }
+}
+
+/// The checks every host path from the document passes before anything is done: absolute, no
+/// `..`, no control characters (they would corrupt config files and unit files).
+pub fn validate_host_path(path: &Path, field: &str) -> Result<(), crate::error::ToolError> {
+    let text = path.to_string_lossy();
+    let problem = if !path.is_absolute() {
+        Some("is not absolute: give an absolute path such as /etc/pretix")
+    } else if path.components().any(|component| component == Component::ParentDir) {
+        Some("contains `..`: give the path without it")
+    } else if text.chars().any(char::is_control) {
+        Some("contains a control character: remove it")
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(crate::error::ToolError::input(
+            field,
+            format!("{} {problem}", text.escape_debug()),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Opens an existing file for reading without following a symlink, and only if it is a regular
+/// file with a single link: a user who can write to the file's directory (uid 15371 owns
+/// /etc/pretix) must not make root read, copy, chown or chmod another file through a symlink or a
+/// hard link. A FIFO does not block. `None` when the file does not exist.
+pub fn open_regular(path: &Path) -> io::Result<Option<(File, fs::Metadata)>> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let fd = match rustix::fs::open(path, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(rustix::io::Errno::LOOP) => {
+            return Err(io::Error::other(format!(
+                "{} is a symbolic link: the toolkit does not read or write through links; \
+                 replace the link with the file itself, or point the document at the real path",
+                path.display()
+            )));
+        }
+        Err(errno) => return Err(errno.into()),
+    };
+    let file = File::from(fd);
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(io::Error::other(format!(
+            "{} is not a regular file: move it away",
+            path.display()
+        )));
+    }
+    if metadata.nlink() > 1 {
+        return Err(io::Error::other(format!(
+            "{} has {} hard links: the toolkit does not change files shared under another name; \
+             replace it with a copy (cp --remove-destination)",
+            path.display(),
+            metadata.nlink()
+        )));
+    }
+    Ok(Some((file, metadata)))
 }
 
 /// The desired state of one file.
@@ -128,21 +196,20 @@ pub struct CurrentFile {
 }
 
 impl CurrentFile {
-    /// Reads the file, or `None` when it does not exist.
+    /// Reads the file, or `None` when it does not exist. A symlink, a hard-linked file or
+    /// anything but a regular file is an error (`open_regular`).
     pub fn read(path: &Path) -> io::Result<Option<CurrentFile>> {
-        match fs::read(path) {
-            Ok(content) => {
-                let metadata = fs::metadata(path)?;
-                Ok(Some(CurrentFile {
-                    content,
-                    uid: metadata.uid(),
-                    gid: metadata.gid(),
-                    mode: metadata.mode() & 0o7777,
-                }))
-            }
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(error) => Err(error),
-        }
+        let Some((mut file, metadata)) = open_regular(path)? else {
+            return Ok(None);
+        };
+        let mut content = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or_default());
+        file.read_to_end(&mut content)?;
+        Ok(Some(CurrentFile {
+            content,
+            uid: metadata.uid(),
+            gid: metadata.gid(),
+            mode: metadata.mode() & 0o7777,
+        }))
     }
 }
 
@@ -251,11 +318,19 @@ pub fn ensure_file(root: &Root, spec: &FileSpec, check: bool, redactor: &Redacto
             backup: None,
         });
     }
+    // An owner left open keeps the current one, on a rewrite too.
+    let mut spec = spec.clone();
+    if let Some(current) = &current {
+        spec.uid = spec.uid.or(Some(current.uid));
+        spec.gid = spec.gid.or(Some(current.gid));
+    }
+    let spec = &spec;
     let diff = Some(file_diff(current.as_ref(), spec, redactor));
     let mut backup = None;
     if !check {
-        if spec.backup && plan == FilePlan::Replace {
-            backup = Some(write_backup(&host_path).with_context(|| format!("back up {}", spec.path.display()))?);
+        if let Some(current) = current.as_ref().filter(|_| spec.backup && plan == FilePlan::Replace) {
+            backup =
+                Some(write_backup(&host_path, current).with_context(|| format!("back up {}", spec.path.display()))?);
         }
         apply_file(&host_path, spec, &plan).with_context(|| format!("write {}", spec.path.display()))?;
     }
@@ -267,8 +342,12 @@ pub fn apply_file(host_path: &Path, spec: &FileSpec, plan: &FilePlan) -> io::Res
     match plan {
         FilePlan::Unchanged => Ok(()),
         FilePlan::FixAttributes => {
-            std::os::unix::fs::chown(host_path, spec.uid, spec.gid)?;
-            fs::set_permissions(host_path, Permissions::from_mode(spec.mode))
+            // Through a descriptor opened without following links, so a file swapped in since
+            // the plan is never the one changed.
+            let (file, _) = open_regular(host_path)?
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the file disappeared"))?;
+            std::os::unix::fs::fchown(&file, spec.uid, spec.gid)?;
+            file.set_permissions(Permissions::from_mode(spec.mode))
         }
         FilePlan::Create | FilePlan::Replace => {
             write_atomically(host_path, &spec.content, spec.uid, spec.gid, spec.mode)
@@ -285,6 +364,21 @@ pub fn write_atomically(path: &Path, content: &[u8], uid: Option<u32>, gid: Opti
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let temp = write_temp(dir, &file_name, content, uid, gid, mode)?;
+    temp.persist(path).map_err(|error| error.error)?;
+    File::open(dir)?.sync_all()
+}
+
+/// A complete, synced temp file in `dir` with its final owner and mode, removed on drop.
+fn write_temp(
+    dir: &Path,
+    file_name: &str,
+    content: &[u8],
+    uid: Option<u32>,
+    gid: Option<u32>,
+    mode: u32,
+) -> io::Result<tempfile::NamedTempFile> {
+    // Created exclusively (O_EXCL: never through a planted link) and 0600 from the first moment.
     let mut temp = tempfile::Builder::new()
         .prefix(&format!(".{file_name}."))
         .suffix(".tmp")
@@ -296,32 +390,50 @@ pub fn write_atomically(path: &Path, content: &[u8], uid: Option<u32>, gid: Opti
     std::os::unix::fs::fchown(temp.as_file(), uid, gid)?;
     temp.as_file().set_permissions(Permissions::from_mode(mode))?;
     temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|error| error.error)?;
-    File::open(dir)?.sync_all()
+    Ok(temp)
 }
 
-fn write_backup(path: &Path) -> io::Result<PathBuf> {
+/// Saves the previous version (as read, through `open_regular`) next to the file as
+/// `NAME.<unix seconds>.bak`, with its owner and mode; never overwrites an earlier backup.
+fn write_backup(path: &Path, current: &CurrentFile) -> io::Result<PathBuf> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no parent directory"))?;
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.as_secs())
         .unwrap_or_default();
-    let backup = path.with_file_name(format!(
-        "{}.{}.bak",
-        path.file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        stamp
-    ));
-    let metadata = fs::metadata(path)?;
-    let content = fs::read(path)?;
-    write_atomically(
-        &backup,
-        &content,
-        Some(metadata.uid()),
-        Some(metadata.gid()),
-        metadata.mode() & 0o7777,
+    let temp = write_temp(
+        dir,
+        &name,
+        &current.content,
+        Some(current.uid),
+        Some(current.gid),
+        current.mode,
     )?;
-    Ok(backup)
+    let mut temp = Some(temp);
+    for attempt in 0..100 {
+        let backup = match attempt {
+            0 => dir.join(format!("{name}.{stamp}.bak")),
+            _ => dir.join(format!("{name}.{stamp}-{attempt}.bak")),
+        };
+        let Some(file) = temp.take() else { break };
+        match file.persist_noclobber(&backup) {
+            Ok(_) => {
+                File::open(dir)?.sync_all()?;
+                return Ok(backup);
+            }
+            Err(error) if error.error.kind() == io::ErrorKind::AlreadyExists => temp = Some(error.file),
+            Err(error) => return Err(error.error),
+        }
+    }
+    Err(io::Error::other(format!(
+        "too many backups of {name} within one second"
+    )))
 }
 
 /// The desired state of one directory. Its content is never touched.
@@ -348,7 +460,9 @@ impl DirOutcome {
 }
 
 /// Creates a directory if missing (its parent must exist, as pretix itself demands for the data
-/// dir) and fixes its owner and mode.
+/// dir) and fixes its owner and mode. A symlink at the path is followed only when root (or the
+/// user running the tool) owns the link itself: a data dir linked to a bigger disk is fine, a link
+/// planted by another user is refused.
 pub fn ensure_dir(root: &Root, spec: &DirSpec, check: bool) -> anyhow::Result<DirOutcome> {
     let host_path = root.host_path(&spec.path);
     let wanted_text = |current: Option<&fs::Metadata>| {
@@ -363,11 +477,18 @@ pub fn ensure_dir(root: &Root, spec: &DirSpec, check: bool) -> anyhow::Result<Di
             spec.mode
         )
     };
-    match fs::metadata(&host_path) {
-        Ok(metadata) if !metadata.is_dir() => {
-            anyhow::bail!("{} exists but is not a directory: move it away", spec.path.display())
-        }
-        Ok(metadata) => {
+    match fs::symlink_metadata(&host_path) {
+        Ok(link) if link.file_type().is_symlink() && !owned_by_us_or_root(&link) => anyhow::bail!(
+            "{} is a symbolic link owned by uid {}: the toolkit follows only links root made; \
+             replace it with the directory or a root-owned link",
+            spec.path.display(),
+            link.uid()
+        ),
+        Ok(_) => {
+            let metadata = fs::metadata(&host_path).with_context(|| format!("inspect {}", spec.path.display()))?;
+            if !metadata.is_dir() {
+                anyhow::bail!("{} exists but is not a directory: move it away", spec.path.display());
+            }
             let before = format!("{}:{} {:04o}", metadata.uid(), metadata.gid(), metadata.mode() & 0o7777);
             let after = wanted_text(Some(&metadata));
             if before == after {
@@ -377,10 +498,7 @@ pub fn ensure_dir(root: &Root, spec: &DirSpec, check: bool) -> anyhow::Result<Di
                 });
             }
             if !check {
-                std::os::unix::fs::chown(&host_path, spec.uid, spec.gid)
-                    .with_context(|| format!("chown {}", spec.path.display()))?;
-                fs::set_permissions(&host_path, Permissions::from_mode(spec.mode))
-                    .with_context(|| format!("chmod {}", spec.path.display()))?;
+                set_dir_attributes(&host_path, spec).with_context(|| format!("fix {}", spec.path.display()))?;
             }
             Ok(DirOutcome {
                 created: false,
@@ -396,11 +514,13 @@ pub fn ensure_dir(root: &Root, spec: &DirSpec, check: bool) -> anyhow::Result<Di
                 );
             }
             if !check {
-                fs::create_dir(&host_path).with_context(|| format!("create {}", spec.path.display()))?;
-                std::os::unix::fs::chown(&host_path, spec.uid, spec.gid)
-                    .with_context(|| format!("chown {}", spec.path.display()))?;
-                fs::set_permissions(&host_path, Permissions::from_mode(spec.mode))
-                    .with_context(|| format!("chmod {}", spec.path.display()))?;
+                // Created with its final mode (as far as the umask allows), then owner and mode
+                // set exactly: it is never more open than asked for.
+                fs::DirBuilder::new()
+                    .mode(spec.mode & 0o777)
+                    .create(&host_path)
+                    .with_context(|| format!("create {}", spec.path.display()))?;
+                set_dir_attributes(&host_path, spec).with_context(|| format!("fix {}", spec.path.display()))?;
                 if let Some(parent) = host_path.parent() {
                     File::open(parent)?.sync_all()?;
                 }
@@ -417,6 +537,20 @@ pub fn ensure_dir(root: &Root, spec: &DirSpec, check: bool) -> anyhow::Result<Di
     }
 }
 
+fn owned_by_us_or_root(metadata: &fs::Metadata) -> bool {
+    metadata.uid() == 0 || metadata.uid() == rustix::process::geteuid().as_raw()
+}
+
+/// Owner, then mode, through one descriptor of the directory.
+fn set_dir_attributes(host_path: &Path, spec: &DirSpec) -> io::Result<()> {
+    let dir = File::open(host_path)?;
+    if !dir.metadata()?.is_dir() {
+        return Err(io::Error::other("not a directory"));
+    }
+    std::os::unix::fs::fchown(&dir, spec.uid, spec.gid)?;
+    dir.set_permissions(Permissions::from_mode(spec.mode))
+}
+
 /// A host-wide lock held for the length of a run, so two runs do not interleave their edits.
 #[derive(Debug)]
 pub struct RunLock {
@@ -425,18 +559,36 @@ pub struct RunLock {
 
 impl RunLock {
     /// Waits up to `timeout` for the lock file's exclusive lock. Its parent directory is created
-    /// if missing.
+    /// (0700) if missing. The lock file must be a regular file owned by the running user (or
+    /// root), reached without a symlink: another user must not be able to hold the host's lock
+    /// or make root create files elsewhere, so keep it in a root-owned directory.
     pub fn acquire(root: &Root, lock_file: &Path, timeout: Duration) -> anyhow::Result<RunLock> {
+        use rustix::fs::{Mode, OFlags};
         let host_path = root.host_path(lock_file);
         if let Some(parent) = host_path.parent() {
-            fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .with_context(|| format!("create {}", parent.display()))?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&host_path)
-            .with_context(|| format!("open lock file {}", lock_file.display()))?;
+        let fd = rustix::fs::open(
+            &host_path,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(io::Error::from)
+        .with_context(|| format!("open lock file {} (a symlink there is refused)", lock_file.display()))?;
+        let file = File::from(fd);
+        let metadata = file.metadata()?;
+        if !metadata.is_file() || !owned_by_us_or_root(&metadata) {
+            anyhow::bail!(
+                "lock file {} is not a regular file owned by root (owner uid {}): another user made it; \
+                 remove it, and keep paths.lock_file in a root-owned directory",
+                lock_file.display(),
+                metadata.uid()
+            );
+        }
         let deadline = Instant::now() + timeout;
         loop {
             match file.try_lock() {

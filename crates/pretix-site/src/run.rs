@@ -300,7 +300,17 @@ impl Context {
         };
         let outcome = self.services.systemctl(args, self.check, &mut log)?;
         match outcome {
-            ServiceOutcome::Performed => self.changed(format!("systemctl {}", args.join(" "))),
+            ServiceOutcome::Performed => {
+                self.changed(format!("systemctl {}", args.join(" ")));
+                if let Some(record) = self.services.recording_to() {
+                    let record = record.display().to_string();
+                    self.warn(format!(
+                        "systemctl was not run: {} is set, so its calls were only recorded to {record}; \
+                         unset it outside tests",
+                        crate::service::RECORD_ENV
+                    ));
+                }
+            }
             ServiceOutcome::Skipped { reason: "--root" } => {
                 self.note(format!("skipped (--root): systemctl {}", args.join(" ")))
             }
@@ -353,6 +363,7 @@ pub fn run_verb<T: Tool>(command: &T::Command, verb: &str, mut ctx: Context, mut
             None
         } else {
             let paths: Paths = document.section("paths")?;
+            paths.validate()?;
             Some(RunLock::acquire(&ctx.root, &paths.lock_file, Duration::from_secs(120))?)
         };
         T::run(command, &mut ctx, &mut document)
@@ -372,7 +383,12 @@ pub fn run_verb<T: Tool>(command: &T::Command, verb: &str, mut ctx: Context, mut
             }
         }
         Err(error) => {
-            let exit_code = error.exit_code();
+            // "Bad input, nothing changed" must be true: an input error found after a change
+            // is reported as a failure.
+            let exit_code = match error.exit_code() {
+                EXIT_BAD_INPUT if ctx.has_changed() && !ctx.check => EXIT_FAILED,
+                code => code,
+            };
             let msg = ctx.redact(&error.to_string());
             if !ctx.quiet_stderr {
                 eprintln!("{}: error: {msg}", T::NAME);

@@ -4,8 +4,7 @@
 //! every human message, diff and log line.
 
 use std::fmt;
-use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -18,11 +17,34 @@ use crate::fs::{FileSpec, Root};
 
 /// A reference to a secret: the path of a file holding it (one line; surrounding whitespace is
 /// stripped, as pretix does for `FILE__` variables).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretRef {
     /// Absolute path of a root-only file (mode 0600 or stricter) holding the secret.
     pub secret_file: PathBuf,
+}
+
+/// By hand, so that the error for a plaintext password given where a reference belongs never
+/// repeats the value (serde's own message would: `invalid type: string "hunter2"`).
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Reference {
+            secret_file: PathBuf,
+        }
+        let value = serde_json::Value::deserialize(deserializer)?;
+        if !value.is_object() {
+            return Err(serde::de::Error::custom(
+                "a secret is given as a reference {\"secret_file\": \"/absolute/path\"} to a root-only file, \
+                 never as a plain value (the value is not repeated here): put it in a file with mode 0600",
+            ));
+        }
+        let reference: Reference = serde_json::from_value(value).map_err(serde::de::Error::custom)?;
+        Ok(SecretRef {
+            secret_file: reference.secret_file,
+        })
+    }
 }
 
 impl SecretRef {
@@ -123,7 +145,31 @@ pub fn read_secret(root: &Root, reference: &SecretRef, field: &str) -> Result<Se
         ));
     }
     let path = root.host_path(&reference.secret_file);
-    let metadata = fs::metadata(&path).map_err(|error| secret_io_error(field, &reference.secret_file, error))?;
+    // One descriptor, opened without following a link, is both checked and read: the file
+    // cannot be swapped between the check and the read.
+    let opened =
+        crate::fs::open_regular(&path).map_err(|error| secret_io_error(field, &reference.secret_file, error))?;
+    let Some((mut file, metadata)) = opened else {
+        return Err(ToolError::input(
+            field,
+            format!(
+                "secret file {} does not exist: create it (root-only, mode 0600) or leave the reference out \
+                 where the toolkit may generate the secret",
+                reference.secret_file.display()
+            ),
+        ));
+    };
+    let euid = rustix::process::geteuid().as_raw();
+    if metadata.uid() != 0 && metadata.uid() != euid {
+        return Err(ToolError::input(
+            field,
+            format!(
+                "secret file {} is owned by uid {}, not root: another user could change it; chown root: it",
+                reference.secret_file.display(),
+                metadata.uid()
+            ),
+        ));
+    }
     if metadata.mode() & 0o077 != 0 {
         return Err(ToolError::input(
             field,
@@ -134,7 +180,9 @@ pub fn read_secret(root: &Root, reference: &SecretRef, field: &str) -> Result<Se
             ),
         ));
     }
-    let text = fs::read_to_string(&path).map_err(|error| secret_io_error(field, &reference.secret_file, error))?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(|error| secret_io_error(field, &reference.secret_file, error))?;
     let value = text.trim();
     validate_secret_text(value, field)?;
     Ok(Secret(value.to_owned()))

@@ -81,7 +81,8 @@ pub struct Paths {
     pub data_dir: PathBuf,
     /// Root-only directory for secrets the toolkit generates (never mounted into the container).
     pub secrets_dir: PathBuf,
-    /// The lock file that keeps two toolkit runs on one host from interleaving.
+    /// The lock file that keeps two toolkit runs on one host from interleaving. Keep it in a
+    /// directory only root can write to (the default's is created 0700).
     pub lock_file: PathBuf,
     /// The uid that owns the config and data directories: the container's `pretixuser`.
     pub owner_uid: u32,
@@ -102,13 +103,37 @@ pub enum DataDirAccess {
     Acl,
 }
 
+impl Paths {
+    /// Every path absolute, without `..` or control characters (checked by every tool before
+    /// it takes the lock).
+    pub fn validate(&self) -> Result<(), crate::error::ToolError> {
+        let paths = [
+            ("paths.config_dir", &self.config_dir),
+            ("paths.data_dir", &self.data_dir),
+            ("paths.secrets_dir", &self.secrets_dir),
+            ("paths.lock_file", &self.lock_file),
+            ("paths.env_file", &self.env_file),
+        ];
+        for (field, path) in paths {
+            crate::fs::validate_host_path(path, field)?;
+        }
+        if self.lock_file.file_name().is_none() {
+            return Err(crate::error::ToolError::input(
+                "paths.lock_file",
+                "names a directory: give a file path such as /run/pretix-toolkit/lock",
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for Paths {
     fn default() -> Self {
         Paths {
             config_dir: PathBuf::from("/etc/pretix"),
             data_dir: PathBuf::from("/var/pretix-data"),
             secrets_dir: PathBuf::from("/etc/pretix-toolkit/secrets"),
-            lock_file: PathBuf::from("/run/lock/pretix-toolkit.lock"),
+            lock_file: PathBuf::from("/run/pretix-toolkit/lock"),
             owner_uid: 15371,
             owner_gid: 15371,
             data_dir_access: DataDirAccess::Mode,

@@ -52,6 +52,14 @@ impl Services {
         Services { mode }
     }
 
+    /// The file calls are recorded to instead of being run (tests only).
+    pub fn recording_to(&self) -> Option<&std::path::Path> {
+        match &self.mode {
+            Mode::Record(path) => Some(path),
+            Mode::Real | Mode::ReportOnly => None,
+        }
+    }
+
     /// Runs `systemctl <args>`, or reports/records it. `check` runs never act.
     pub fn systemctl(&self, args: &[&str], check: bool, log: &mut dyn FnMut(&str)) -> anyhow::Result<ServiceOutcome> {
         if check {

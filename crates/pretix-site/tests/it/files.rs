@@ -5,7 +5,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
-use pretix_site::fs::{DirSpec, FilePlan, FileSpec, Root, RunLock, ensure_dir, ensure_file, write_atomically};
+use pretix_site::fs::{
+    DirSpec, FilePlan, FileSpec, Root, RunLock, ensure_dir, ensure_file, validate_host_path, write_atomically,
+};
 use pretix_site::lineedit::{Lines, Syntax, quote_postgres};
 use pretix_site::secret::Redactor;
 
@@ -143,13 +145,190 @@ fn root_maps_absolute_paths_and_refuses_to_escape() {
         Path::new("/tmp/stage/etc/pretix/pretix.cfg")
     );
     assert_eq!(Root::system().host_path(Path::new("/etc/x")), Path::new("/etc/x"));
+    assert_eq!(
+        root.host_path(Path::new("/../../../etc/shadow")),
+        Path::new("/tmp/stage/etc/shadow"),
+        "`..` never climbs above the root"
+    );
+    assert_eq!(
+        root.host_path(Path::new("/etc/pretix/../../../x")),
+        Path::new("/tmp/stage/x")
+    );
+    for (path, expected) in [
+        ("relative/path", "is not absolute"),
+        ("/etc/../tmp/x", "contains `..`"),
+        ("/etc/pre\ntix", "control character"),
+    ] {
+        let error = validate_host_path(Path::new(path), "paths.config_dir").expect_err(path);
+        let text = error.to_string();
+        assert!(
+            text.starts_with("paths.config_dir: ") && text.contains(expected),
+            "{text}"
+        );
+        assert_eq!(error.exit_code(), 2);
+    }
+    validate_host_path(Path::new("/etc/pretix"), "paths.config_dir").expect("a plain absolute path");
+}
+
+#[test]
+fn a_symlink_at_a_managed_path_is_never_followed() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = Root::at(dir.path());
+    // A private file elsewhere, and a link to it where the managed file belongs (as uid 15371
+    // could plant in /etc/pretix, which it owns).
+    let private = dir.path().join("shadow");
+    std::fs::write(&private, "root:secret-hash-value:\n").expect("write");
+    std::fs::set_permissions(&private, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+    symlink(&private, dir.path().join("pretix.cfg")).expect("symlink");
+    for content in ["root:secret-hash-value:\n", "other\n"] {
+        let spec = FileSpec::new("/pretix.cfg", content)
+            .owner(15371, 15371)
+            .mode(0o600)
+            .backup(true);
+        for check in [true, false] {
+            let error = ensure_file(&root, &spec, check, &Redactor::default()).expect_err("a link is refused");
+            let text = format!("{error:#}");
+            assert!(text.contains("is a symbolic link"), "{text}");
+            assert!(!text.contains("secret-hash-value"), "{text}");
+        }
+    }
+    let metadata = std::fs::metadata(&private).expect("metadata");
+    assert_eq!(
+        (metadata.uid(), metadata.mode() & 0o7777),
+        (0, 0o600),
+        "the link's target is untouched"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&private).expect("read"),
+        "root:secret-hash-value:\n"
+    );
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "no backup or temp file was made: {names:?}");
+}
+
+#[test]
+fn a_hard_link_or_a_fifo_at_a_managed_path_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = Root::at(dir.path());
+    let private = dir.path().join("private");
+    std::fs::write(&private, "same\n").expect("write");
+    std::fs::hard_link(&private, dir.path().join("linked")).expect("hard link");
+    let spec = FileSpec::new("/linked", "same\n").owner(15371, 15371).mode(0o600);
+    let error = ensure_file(&root, &spec, false, &Redactor::default()).expect_err("hard link refused");
+    assert!(format!("{error:#}").contains("2 hard links"), "{error:#}");
+    assert_eq!(std::fs::metadata(&private).expect("metadata").uid(), 0);
+
+    let fifo = dir.path().join("fifo");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(status.success());
+    let spec = FileSpec::new("/fifo", "x\n");
+    let error =
+        ensure_file(&root, &spec, true, &Redactor::default()).expect_err("a fifo does not block, it is refused");
+    assert!(format!("{error:#}").contains("not a regular file"), "{error:#}");
+}
+
+#[test]
+fn an_owner_left_open_keeps_the_current_one_on_a_rewrite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("redis.conf");
+    std::fs::write(&path, "port 0\n").expect("write");
+    std::os::unix::fs::chown(&path, Some(4242), Some(4343)).expect("chown");
+    let spec = FileSpec::new("/redis.conf", "port 6379\n").mode(0o640);
+    let outcome = ensure_file(&Root::at(dir.path()), &spec, false, &Redactor::default()).expect("replace");
+    assert_eq!(outcome.plan, FilePlan::Replace);
+    let metadata = std::fs::metadata(&path).expect("metadata");
+    assert_eq!(
+        (metadata.uid(), metadata.gid(), metadata.mode() & 0o7777),
+        (4242, 4343, 0o640)
+    );
+}
+
+#[test]
+fn two_backups_in_one_second_do_not_overwrite_each_other() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = Root::at(dir.path());
+    std::fs::write(dir.path().join("conf"), "first\n").expect("write");
+    let mut backups = Vec::new();
+    for content in ["second\n", "third\n"] {
+        let spec = FileSpec::new("/conf", content).mode(0o644).backup(true);
+        backups.push(
+            ensure_file(&root, &spec, false, &Redactor::default())
+                .expect("replace")
+                .backup
+                .expect("backup"),
+        );
+    }
+    assert_ne!(backups[0], backups[1]);
+    assert_eq!(std::fs::read_to_string(&backups[0]).expect("first backup"), "first\n");
+    assert_eq!(std::fs::read_to_string(&backups[1]).expect("second backup"), "second\n");
+}
+
+#[test]
+fn the_lock_refuses_a_link_or_a_file_another_user_made() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = Root::at(dir.path());
+    std::fs::create_dir_all(dir.path().join("run/lock")).expect("mkdir");
+    let lock_path = Path::new("/run/lock/pretix-toolkit.lock");
+    let target = dir.path().join("created-by-root");
+    std::os::unix::fs::symlink(&target, dir.path().join("run/lock/pretix-toolkit.lock")).expect("symlink");
+    let error = RunLock::acquire(&root, lock_path, Duration::from_millis(100)).expect_err("link refused");
+    assert!(format!("{error:#}").contains("symlink there is refused"), "{error:#}");
+    assert!(!target.exists(), "nothing was created through the link");
+
+    std::fs::remove_file(dir.path().join("run/lock/pretix-toolkit.lock")).expect("rm");
+    std::fs::write(dir.path().join("run/lock/pretix-toolkit.lock"), "").expect("write");
+    std::os::unix::fs::chown(dir.path().join("run/lock/pretix-toolkit.lock"), Some(4242), None).expect("chown");
+    let error = RunLock::acquire(&root, lock_path, Duration::from_millis(100)).expect_err("foreign file refused");
+    assert!(format!("{error:#}").contains("owner uid 4242"), "{error:#}");
+
+    let fresh = Path::new("/run/pretix-toolkit/lock");
+    drop(RunLock::acquire(&root, fresh, Duration::from_millis(100)).expect("default place"));
+    let parent = std::fs::metadata(dir.path().join("run/pretix-toolkit")).expect("metadata");
+    assert_eq!(parent.mode() & 0o7777, 0o700, "the lock's directory is root-only");
+}
+
+#[test]
+fn a_symlinked_directory_is_followed_only_when_root_made_the_link() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = Root::at(dir.path());
+    std::fs::create_dir(dir.path().join("disk")).expect("mkdir");
+    let link = dir.path().join("data");
+    std::os::unix::fs::symlink(dir.path().join("disk"), &link).expect("symlink");
+    let spec = DirSpec {
+        path: "/data".into(),
+        uid: Some(15371),
+        gid: Some(15371),
+        mode: 0o755,
+    };
+    assert!(
+        ensure_dir(&root, &spec, false)
+            .expect("a root-made link is followed")
+            .changed()
+    );
+    assert_eq!(std::fs::metadata(dir.path().join("disk")).expect("meta").uid(), 15371);
+
+    std::fs::create_dir(dir.path().join("other")).expect("mkdir");
+    std::fs::remove_file(&link).expect("rm");
+    std::os::unix::fs::symlink(dir.path().join("other"), &link).expect("symlink");
+    std::os::unix::fs::lchown(&link, Some(15371), Some(15371)).expect("lchown");
+    let error = ensure_dir(&root, &spec, false).expect_err("a link another user made is refused");
+    assert!(format!("{error:#}").contains("owned by uid 15371"), "{error:#}");
+    assert_eq!(std::fs::metadata(dir.path().join("other")).expect("meta").uid(), 0);
 }
 
 #[test]
 fn a_second_run_waits_for_the_lock_and_gives_up_clearly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = Root::at(dir.path());
-    let lock_path = Path::new("/run/lock/pretix-toolkit.lock");
+    let lock_path = Path::new("/run/pretix-toolkit/lock");
     let held = RunLock::acquire(&root, lock_path, Duration::from_secs(1)).expect("first");
     let error = RunLock::acquire(&root, lock_path, Duration::from_millis(200)).expect_err("second must wait");
     assert!(

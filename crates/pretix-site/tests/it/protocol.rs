@@ -14,6 +14,8 @@ use pretix_site::{Secret, ToolError};
 enum Command {
     Apply,
     Fail,
+    /// Writes its file, then finds an input error.
+    LateInputError,
 }
 
 /// Owns `database`: writes a file holding a secret and the database name, and adds
@@ -43,6 +45,9 @@ impl Tool for DemoTool {
             )
             .mode(0o600),
         )?;
+        if matches!(command, Command::LateInputError) {
+            return Err(ToolError::input("database.name", "found wrong too late"));
+        }
         document.set_config_value("database", "name", ConfigValue::Text(database.name.clone()));
         ctx.warn(format!("the password {} is weak", secret.expose()));
         Ok(format!("configured {} with {}", database.name, secret.expose()))
@@ -178,4 +183,105 @@ fn store_secret_makes_a_root_only_home_once() {
             .expect("json")
             .contains("a-generated-password")
     );
+}
+
+#[test]
+fn an_input_error_after_a_change_is_exit_1_not_nothing_changed() {
+    let root = temp_root();
+    let outcome = run("{}", Command::LateInputError, root.path(), false);
+    assert!(
+        root.path().join("etc/demo.conf").exists(),
+        "the demo wrote before failing"
+    );
+    assert_eq!(outcome.exit_code, 1, "exit 2 would claim nothing changed");
+    let planned = run("{}", Command::LateInputError, temp_root().path(), true);
+    assert_eq!(planned.exit_code, 2, "in check mode nothing changed, so it stays 2");
+}
+
+#[test]
+fn a_plaintext_password_where_a_reference_belongs_is_refused_without_echoing_it() {
+    let root = temp_root();
+    let outcome = run(
+        r#"{"database": {"password": "Hunter2-plaintext"}}"#,
+        Command::Apply,
+        root.path(),
+        false,
+    );
+    assert_eq!(outcome.exit_code, 2);
+    let msg = &outcome.result.msg;
+    assert!(
+        msg.starts_with("database.password: ") && msg.contains("secret_file"),
+        "{msg}"
+    );
+    assert!(!msg.contains("Hunter2"), "{msg}");
+    let numeric = run(
+        r#"{"database": {"password": 12345678}}"#,
+        Command::Apply,
+        root.path(),
+        false,
+    );
+    assert!(!numeric.result.msg.contains("12345678"), "{}", numeric.result.msg);
+    assert!(!root.path().join("etc/demo.conf").exists());
+}
+
+#[test]
+fn bad_paths_are_refused_before_the_lock_is_taken() {
+    let root = temp_root();
+    let outcome = run(
+        r#"{"paths": {"lock_file": "/../../../escaped/x.lock"}}"#,
+        Command::Apply,
+        root.path(),
+        false,
+    );
+    assert_eq!(outcome.exit_code, 2);
+    assert!(
+        outcome.result.msg.starts_with("paths.lock_file: "),
+        "{}",
+        outcome.result.msg
+    );
+    let outcome = run(r#"{"paths": {"lock_file": ""}}"#, Command::Apply, root.path(), false);
+    assert_eq!(outcome.exit_code, 2, "{}", outcome.result.msg);
+    let entries: Vec<_> = std::fs::read_dir(root.path())
+        .expect("dir")
+        .filter_map(Result::ok)
+        .collect();
+    assert_eq!(entries.len(), 1, "only etc/ is there: {entries:?}");
+    assert!(!root.path().parent().expect("parent").join("escaped").exists());
+}
+
+#[test]
+fn a_secret_file_must_be_root_owned_private_and_not_a_link() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("secrets");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let write = |name: &str, mode: u32, uid: u32| {
+        let path = dir.join(name);
+        std::fs::write(&path, "a-long-enough-secret\n").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        std::os::unix::fs::chown(&path, Some(uid), None).expect("chown");
+    };
+    write("good", 0o600, 0);
+    write("readable", 0o644, 0);
+    write("foreign", 0o600, 4242);
+    std::os::unix::fs::symlink(dir.join("good"), dir.join("link")).expect("symlink");
+    let mut ctx = Context::new("demo", "apply", false, false, Some(root.path().to_path_buf()), -1);
+    let read = |ctx: &mut Context, name: &str| {
+        ctx.read_secret(&pretix_site::SecretRef::new(format!("/secrets/{name}")), "x.password")
+    };
+    assert_eq!(read(&mut ctx, "good").expect("good").expose(), "a-long-enough-secret");
+    for (name, expected) in [
+        ("readable", "mode 0644"),
+        ("foreign", "owned by uid 4242"),
+        ("link", "symbolic link"),
+        ("missing", "does not exist"),
+    ] {
+        let error = read(&mut ctx, name).expect_err(name);
+        let text = error.to_string();
+        assert!(
+            text.starts_with("x.password: ") && text.contains(expected),
+            "{name}: {text}"
+        );
+        assert_eq!(error.exit_code(), 2);
+    }
 }
