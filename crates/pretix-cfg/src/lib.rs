@@ -72,27 +72,11 @@ pub fn config_file(paths: &Paths) -> PathBuf {
 }
 
 fn validate_paths(paths: &Paths) -> Result<(), ToolError> {
+    paths.validate()?;
     for (field, path) in [
         ("paths.config_dir", &paths.config_dir),
         ("paths.data_dir", &paths.data_dir),
-        ("paths.secrets_dir", &paths.secrets_dir),
-        ("paths.env_file", &paths.env_file),
     ] {
-        if !path.is_absolute() {
-            return Err(ToolError::input(
-                field,
-                format!("{} is relative: give an absolute path", path.display()),
-            ));
-        }
-        if path
-            .components()
-            .any(|component| matches!(component, std::path::Component::ParentDir))
-        {
-            return Err(ToolError::input(
-                field,
-                format!("{} contains `..`: give a plain absolute path", path.display()),
-            ));
-        }
         if path.parent().is_none() {
             return Err(ToolError::input(field, "must not be / itself"));
         }
@@ -145,6 +129,7 @@ fn apply(ctx: &mut Context, document: &mut Document, paths: &Paths) -> Result<St
         ensure_web_server_acl(ctx, &paths.data_dir)?;
     }
     let file = config_file(paths);
+    register_secrets_on_disk(ctx, &desired, &file)?;
     let outcome = ctx.file(
         &FileSpec::new(&file, rendered.as_bytes())
             .owner(paths.owner_uid, paths.owner_gid)
@@ -165,6 +150,34 @@ fn apply(ctx: &mut Context, document: &mut Document, paths: &Paths) -> Result<St
             paths.data_dir.display()
         )
     })
+}
+
+/// The secrets in the pretix.cfg on disk (the old password a rotation replaces, say) are
+/// masked like the new ones: the diff of a rewrite shows its removed lines too.
+fn register_secrets_on_disk(ctx: &mut Context, desired: &Desired, file: &Path) -> Result<(), ToolError> {
+    let current = CurrentFile::read(&ctx.root.host_path(file))
+        .map_err(|error| ToolError::failed(format!("read {}: {error}", file.display())))?;
+    if let Some(current) = current
+        && let Ok(parsed) = ini::parse(&String::from_utf8_lossy(&current.content))
+    {
+        register_secrets(ctx, &parsed, Some(desired));
+    }
+    Ok(())
+}
+
+/// Registers every value on disk that is secret by the schema, or by the document (a key given
+/// as a secret reference, such as a Redis URL holding a password).
+fn register_secrets(ctx: &mut Context, parsed: &ini::ParsedConfig, desired: Option<&Desired>) {
+    for (section, key, value) in parsed.entries() {
+        let secret_by_schema = schema::key(section, key).is_ok_and(|definition| definition.secret);
+        let secret_by_document = desired
+            .and_then(|desired| desired.settings.get(section))
+            .and_then(|keys| keys.get(key))
+            .is_some_and(|(_, secret)| *secret);
+        if (secret_by_schema || secret_by_document) && !value.is_empty() {
+            ctx.register_secret(&pretix_site::Secret::new(value));
+        }
+    }
 }
 
 /// Gives the container's web server (uid 33, www-data in the image) read access by ACL.
@@ -223,6 +236,7 @@ fn check(ctx: &mut Context, document: &mut Document, paths: &Paths) -> Result<St
     let text = String::from_utf8_lossy(&current.content).into_owned();
     match ini::parse(&text) {
         Ok(parsed) => {
+            register_secrets(ctx, &parsed, None);
             let config = parsed.to_config();
             let problems = rules::check_startup_rules(
                 &config,

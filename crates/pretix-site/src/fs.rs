@@ -246,7 +246,9 @@ pub fn plan_file(current: Option<&CurrentFile>, spec: &FileSpec) -> FilePlan {
     FilePlan::Unchanged
 }
 
-/// The before/after for results and `--diff`, secrets redacted.
+/// The before/after for results and `--diff`, secrets redacted. The diff is taken of the real
+/// content and redacted afterwards, so a line whose only change is a secret (a rotated password)
+/// still shows as changed: `-password=********` / `+password=********`.
 pub fn file_diff(current: Option<&CurrentFile>, spec: &FileSpec, redactor: &Redactor) -> FileDiff {
     let render = |bytes: &[u8]| -> String {
         if spec.secret {
@@ -256,7 +258,7 @@ pub fn file_diff(current: Option<&CurrentFile>, spec: &FileSpec, redactor: &Reda
                 format!("{} (secret, {} bytes)\n", Redactor::MASK, bytes.len())
             }
         } else {
-            redactor.redact(&String::from_utf8_lossy(bytes))
+            String::from_utf8_lossy(bytes).into_owned()
         }
     };
     let before = current.map(|current| render(&current.content)).unwrap_or_default();
@@ -275,7 +277,9 @@ pub fn file_diff(current: Option<&CurrentFile>, spec: &FileSpec, redactor: &Reda
             })
         }
     };
-    FileDiff::between(&spec.path.display().to_string(), &before, &after, attributes)
+    let mut diff = FileDiff::between(&spec.path.display().to_string(), &before, &after, attributes);
+    diff.diff = redactor.redact(&diff.diff);
+    diff
 }
 
 fn attributes_text(uid: Option<u32>, gid: Option<u32>, mode: u32, current: Option<&CurrentFile>) -> String {

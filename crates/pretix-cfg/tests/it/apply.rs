@@ -233,3 +233,21 @@ fn a_missing_data_dir_parent_fails_before_anything_is_written() {
         "the config dir was created before the failure"
     );
 }
+
+#[test]
+fn a_rotated_password_masks_the_old_value_in_the_diff_too() {
+    let root = stage();
+    let password = secret(root.path(), "database-password", "the-old-password-value");
+    let root_arg = root.path().display().to_string();
+    let first = run(&["apply", "--root", &root_arg], &guide_site(&password));
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    secret(root.path(), "database-password", "the-new-password-value");
+    let rotated = run(&["apply", "--diff", "--root", &root_arg], &guide_site(&password));
+    assert_eq!(rotated.code, 0, "{}", rotated.stderr);
+    for output in [&rotated.stdout, &rotated.stderr] {
+        assert!(!output.contains("password-value"), "a password shows: {output}");
+    }
+    assert!(rotated.stderr.contains("-password=********"), "{}", rotated.stderr);
+    let written = std::fs::read_to_string(root.path().join("etc/pretix/pretix.cfg")).expect("read");
+    assert!(written.contains("password=the-new-password-value"));
+}
