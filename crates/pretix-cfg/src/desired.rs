@@ -146,7 +146,7 @@ pub fn desired_config(ctx: &mut Context, document: &Document, paths: &Paths) -> 
     for (section, key, value) in GUIDE_DEFAULTS {
         let entry = settings.entry((*section).to_owned()).or_default();
         match entry.get(*key) {
-            Some((existing, _)) if *key == "datadir" && existing != value => {
+            Some((existing, _)) if *key == "datadir" && existing.trim_end_matches('/') != *value => {
                 return Err(ToolError::input(
                     "config.pretix.datadir",
                     format!(

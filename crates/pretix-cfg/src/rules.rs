@@ -33,12 +33,90 @@ fn get<'a>(config: &'a Config, section: &str, key: &str) -> Option<&'a str> {
     config.get(section).and_then(|keys| keys.get(key)).map(String::as_str)
 }
 
-fn comma_list(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(|item| item.trim().to_ascii_lowercase())
-        .filter(|item| !item.is_empty())
-        .collect()
+/// The language codes of pretix 2026.8 (`ALL_LANGUAGES` in pretix/_base_settings.py).
+pub const ALL_LANGUAGES: &[&str] = &[
+    "en",
+    "de",
+    "de-informal",
+    "ar",
+    "eu",
+    "ca",
+    "zh-hans",
+    "zh-hant",
+    "cs",
+    "hr",
+    "da",
+    "nl",
+    "nl-informal",
+    "fr",
+    "fi",
+    "gl",
+    "el",
+    "he",
+    "hu",
+    "id",
+    "it",
+    "ja",
+    "lv",
+    "nb-no",
+    "pl",
+    "pt-pt",
+    "pt-br",
+    "ro",
+    "ru",
+    "sk",
+    "sv",
+    "es",
+    "es-419",
+    "th",
+    "tr",
+    "uk",
+];
+
+/// Languages pretix offers only in debug mode or when `[languages] allow_incubating` names them.
+pub const INCUBATING_LANGUAGES: &[&str] = &["pt-br", "gl"];
+
+/// pretix's own computation (settings.py): the default (fallback `en`) must be one of
+/// `ALL_LANGUAGES`, minus the incubating ones not allowed (unless `[django] debug`), minus those
+/// not in `[languages] enabled` when that is set. Codes are compared exactly, as pretix does.
+fn default_language_problem(config: &Config) -> Option<String> {
+    let given = get(config, "locale", "default");
+    let default = given.unwrap_or("en");
+    let named = match given {
+        Some(value) => format!("\"{value}\""),
+        None => "unset, so pretix uses \"en\", which".to_owned(),
+    };
+    let debug = get(config, "django", "debug").and_then(parse_bool).unwrap_or(false);
+    let allowed: Vec<&str> = get(config, "languages", "allow_incubating")
+        .map(|value| value.split(',').collect())
+        .unwrap_or_default();
+    let enabled: Vec<&str> = get(config, "languages", "enabled")
+        .map(|value| value.split(',').filter(|code| !code.is_empty()).collect())
+        .unwrap_or_default();
+    if !ALL_LANGUAGES.contains(&default) {
+        let hint = ALL_LANGUAGES
+            .iter()
+            .find(|code| code.eq_ignore_ascii_case(default))
+            .map(|code| format!(" (codes are case-sensitive: \"{code}\")"))
+            .unwrap_or_default();
+        return Some(format!(
+            "{named} is not a language pretix has{hint}: use one of {}",
+            ALL_LANGUAGES.join(", ")
+        ));
+    }
+    if INCUBATING_LANGUAGES.contains(&default) && !debug && !allowed.contains(&default) {
+        return Some(format!(
+            "{named} is an incubating language, which pretix offers only when [languages] allow_incubating \
+             names it: add it there or pick another"
+        ));
+    }
+    if !enabled.is_empty() && !enabled.contains(&default) {
+        return Some(format!(
+            "{named} is not among [languages] enabled ({}): add it there or pick one of them",
+            enabled.join(",")
+        ));
+    }
+    None
 }
 
 /// Every rule pretix enforces when it starts; an empty list means it will start.
@@ -103,18 +181,8 @@ pub fn check_startup_rules(config: &Config, context: &RuleContext) -> Vec<RuleVi
         ));
     }
 
-    if let Some(default) = get(config, "locale", "default") {
-        let enabled = get(config, "languages", "enabled").map(comma_list).unwrap_or_default();
-        if !enabled.is_empty() && !enabled.contains(&default.trim().to_ascii_lowercase()) {
-            found.push(violation(
-                "locale",
-                "default",
-                format!(
-                    "\"{default}\" is not among [languages] enabled ({}): add it there or pick one of them",
-                    enabled.join(", ")
-                ),
-            ));
-        }
+    if let Some(problem) = default_language_problem(config) {
+        found.push(violation("locale", "default", problem));
     }
 
     if let Some(backend) = get(config, "database", "backend") {
@@ -281,9 +349,18 @@ mod tests {
             (&[("pretix", "datadir", "/srv")], "pretix.datadir"),
             (&[("pretix", "url", "tickets.example")], "pretix.url"),
             (
-                &[("locale", "default", "fr"), ("languages", "enabled", "de, en")],
+                &[("locale", "default", "fr"), ("languages", "enabled", "de,en")],
                 "locale.default",
             ),
+            (
+                &[("languages", "enabled", "de, en"), ("locale", "default", "de")],
+                "languages.enabled",
+            ),
+            (&[("locale", "default", "DE")], "locale.default"),
+            (&[("locale", "default", "fr-fr")], "locale.default"),
+            (&[("locale", "default", "pt-br")], "locale.default"),
+            (&[("languages", "enabled", "de")], "locale.default"),
+            (&[("pretix", "loglevel", "info")], "pretix.loglevel"),
             (&[("database", "backend", "mysql")], "database.backend"),
             (&[("database", "backend", "oracle")], "database.backend"),
             (&[("database", "sslmode", "require")], "database.sslrootcert"),
@@ -320,8 +397,10 @@ mod tests {
             assert_eq!(keys_of(&entries), [expected.to_string()], "{extra:?}");
         }
         let good: &[(&str, &str, &str)] = &[
-            ("locale", "default", "DE"),
-            ("languages", "enabled", "de,en"),
+            ("locale", "default", "pt-br"),
+            ("languages", "enabled", "de,pt-br"),
+            ("languages", "allow_incubating", "pt-br"),
+            ("pretix", "loglevel", "WARNING"),
             ("database", "sslmode", "verify-full"),
             ("database", "sslrootcert", "/ca"),
             ("celery", "broker", "redis://x/2"),

@@ -2,6 +2,7 @@
 //! `src/pretix/settings.py`, with its type and default (shared/reference/pretix.md §1.3).
 
 use std::fmt;
+use std::path::Path;
 
 /// How pretix reads a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +21,10 @@ pub enum ValueKind {
     CommaList,
     /// `[pretix] obligatory_2fa`: a boolean word or `staff`.
     Obligatory2fa,
+    /// `[pretix] loglevel`: a name Python's `logging` knows, upper-case.
+    LogLevel,
+    /// `[locale] timezone`: a zone name of the tz database (Django checks /usr/share/zoneinfo).
+    TimeZone,
 }
 
 /// One key pretix reads.
@@ -58,7 +63,7 @@ const fn secret(name: &'static str) -> KeyDef {
     }
 }
 
-use ValueKind::{Bool, CommaList, Float, Int, Json, Obligatory2fa, Str};
+use ValueKind::{Bool, CommaList, Float, Int, Json, LogLevel, Obligatory2fa, Str, TimeZone};
 
 /// Every section, in the order pretix's documentation presents them.
 pub static SECTIONS: &[SectionDef] = &[
@@ -93,12 +98,12 @@ pub static SECTIONS: &[SectionDef] = &[
             def("request_id_header", Str, None),
             def("csp_log", Bool, Some("off")),
             def("csp_additional_header", Str, Some("")),
-            def("loglevel", Str, Some("INFO")),
+            def("loglevel", LogLevel, Some("INFO")),
         ],
     },
     SectionDef {
         name: "locale",
-        keys: &[def("default", Str, Some("en")), def("timezone", Str, Some("UTC"))],
+        keys: &[def("default", Str, Some("en")), def("timezone", TimeZone, Some("UTC"))],
     },
     SectionDef {
         name: "languages",
@@ -393,7 +398,32 @@ fn is_python_float(value: &str) -> bool {
 /// Whether pretix would accept this value for this key.
 pub fn check_value(definition: &KeyDef, value: &str) -> Result<(), String> {
     match definition.kind {
-        ValueKind::Str | ValueKind::CommaList => Ok(()),
+        ValueKind::Str => Ok(()),
+        ValueKind::CommaList => {
+            // pretix splits on "," and strips nothing: "de, en" enables " en", which is no language.
+            match value.split(',').find(|item| item.trim() != *item) {
+                Some(item) => Err(format!(
+                    "\"{value}\": the item \"{item}\" has spaces around it, and pretix splits on commas \
+                     without stripping them: write \"{}\"",
+                    value.split(',').map(str::trim).collect::<Vec<_>>().join(",")
+                )),
+                None => Ok(()),
+            }
+        }
+        ValueKind::LogLevel => {
+            const LEVELS: &[&str] = &[
+                "CRITICAL", "FATAL", "ERROR", "WARN", "WARNING", "INFO", "DEBUG", "NOTSET",
+            ];
+            if LEVELS.contains(&value) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "\"{value}\" is not a log level Python knows (they are case-sensitive): use one of {}",
+                    LEVELS.join(", ")
+                ))
+            }
+        }
+        ValueKind::TimeZone => check_time_zone(value, Path::new(ZONEINFO)),
         ValueKind::Bool => parse_bool(value)
             .map(drop)
             .ok_or_else(|| format!("\"{value}\" is not a boolean: use on/off, true/false, yes/no or 1/0")),
@@ -445,6 +475,36 @@ pub fn check_value(definition: &KeyDef, value: &str) -> Result<(), String> {
             }
         }
     }
+}
+
+/// Where Django looks for zone files (in the container; the host's copy stands in for it).
+pub const ZONEINFO: &str = "/usr/share/zoneinfo";
+
+/// Django refuses a `TIME_ZONE` without a file under /usr/share/zoneinfo ("Incorrect timezone
+/// setting"). The name is checked for shape, then against the zone files under `zoneinfo` when
+/// that directory exists.
+pub fn check_time_zone(value: &str, zoneinfo: &Path) -> Result<(), String> {
+    let well_formed = !value.is_empty()
+        && !value.starts_with('/')
+        && value
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
+        && value
+            .chars()
+            .all(|character| character.is_ascii_alphanumeric() || "/_+-".contains(character));
+    if !well_formed {
+        return Err(format!(
+            "\"{value}\" is not a time zone name: use one like Europe/Berlin or UTC"
+        ));
+    }
+    if zoneinfo.is_dir() && !zoneinfo.join(value).is_file() {
+        return Err(format!(
+            "\"{value}\" is not a known time zone (no {}/{value}), and Django refuses to start with it: \
+             use one like Europe/Berlin or UTC (names are case-sensitive)",
+            zoneinfo.display()
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -521,6 +581,27 @@ mod tests {
         let sentinels = key("redis", "sentinels").expect("sentinels");
         assert!(check_value(sentinels, r#"[["10.0.0.1", 26379]]"#).is_ok());
         assert!(check_value(sentinels, r#"{"a": 1}"#).is_err());
+        let enabled = key("languages", "enabled").expect("enabled");
+        assert!(check_value(enabled, "de,en").is_ok());
+        let error = check_value(enabled, "de, en").expect_err("pretix would not strip the space");
+        assert!(error.contains("write \"de,en\""), "{error}");
+        let loglevel = key("pretix", "loglevel").expect("loglevel");
+        assert!(check_value(loglevel, "WARNING").is_ok());
+        assert!(check_value(loglevel, "info").is_err() && check_value(loglevel, "VERBOSE").is_err());
+        let zoneinfo = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(zoneinfo.path().join("Europe")).expect("mkdir");
+        std::fs::write(zoneinfo.path().join("Europe/Berlin"), "TZif").expect("write");
+        assert!(check_time_zone("Europe/Berlin", zoneinfo.path()).is_ok());
+        assert!(check_time_zone("Europe/Berln", zoneinfo.path()).is_err());
+        assert!(
+            check_time_zone("Europe", zoneinfo.path()).is_err(),
+            "a directory is no zone"
+        );
+        assert!(check_time_zone("../../etc/passwd", zoneinfo.path()).is_err());
+        assert!(
+            check_time_zone("Europe/Berln", Path::new("/nonexistent")).is_ok(),
+            "no database: shape only"
+        );
         let rate = key("sentry", "traces_sample_rate").expect("rate");
         assert!(
             check_value(rate, "0.25").is_ok() && check_value(rate, "1e-2").is_ok() && check_value(rate, "a").is_err()
