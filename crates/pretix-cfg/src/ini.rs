@@ -46,7 +46,7 @@ fn check_renderable(section: &str, key: &str, value: &str) -> Result<(), RenderE
     if key.is_empty()
         || key.contains(['=', ':', '[', '\n', '\r', '\0'])
         || key.starts_with([';', '#'])
-        || key.trim() != key
+        || py_strip(key) != key
     {
         return Err(fail(
             "a key must not be empty, hold = : [ or a line break, start with ; or #, or have spaces around it",
@@ -57,12 +57,23 @@ fn check_renderable(section: &str, key: &str, value: &str) -> Result<(), RenderE
             "the value holds a line break or NUL byte, which pretix.cfg cannot hold: keep it on one line",
         ));
     }
-    if value.trim() != value {
+    if py_strip(value) != value {
         return Err(fail(
             "the value starts or ends with whitespace, which pretix's parser strips: remove it",
         ));
     }
     Ok(())
+}
+
+/// Whether Python's `str.strip()` strips this character: Unicode whitespace plus the
+/// information separators U+001C..U+001F, which Rust's `trim` keeps.
+fn is_python_space(character: char) -> bool {
+    character.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&character)
+}
+
+/// Python's `str.strip()`.
+pub fn py_strip(text: &str) -> &str {
+    text.trim_matches(is_python_space)
 }
 
 fn rank_of_section(name: &str) -> usize {
@@ -152,35 +163,45 @@ pub fn parse(text: &str) -> Result<ParsedConfig, ParseError> {
     let mut parsed = ParsedConfig::default();
     let mut seen_sections: Vec<String> = Vec::new();
     let mut section: Option<String> = None;
-    // The entry a continuation line extends, and the indentation of its key line.
+    // The entry a continuation line extends, the indentation of its key line, and the empty
+    // lines seen since its last line (configparser keeps them inside the value when an indented
+    // line follows: `empty_lines_in_values`).
     let mut open_entry: Option<(usize, usize)> = None;
-    for (index, raw_line) in text.lines().enumerate() {
+    let mut empty_lines = 0;
+    // Python reads the file with universal newlines: \r\n, \r and \n all end a line.
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    for (index, line) in text.split('\n').enumerate() {
         let number = index + 1;
-        let line = raw_line.strip_suffix('\r').unwrap_or(raw_line);
-        let stripped = line.trim();
-        let indent = line.len() - line.trim_start().len();
+        let stripped = py_strip(line);
+        let indent = line.len() - line.trim_start_matches(is_python_space).len();
         if stripped.starts_with('#') || stripped.starts_with(';') {
             continue;
         }
         if stripped.is_empty() {
-            // configparser keeps empty lines inside a multi-line value only when more follows;
-            // pretix has no multi-line values, so an empty line simply ends one.
-            open_entry = None;
+            if open_entry.is_some() {
+                empty_lines += 1;
+            }
             continue;
         }
         if let Some((entry_index, key_indent)) = open_entry
             && indent > key_indent
         {
             let value = &mut parsed.entries[entry_index].2;
-            value.push('\n');
+            for _ in 0..=empty_lines {
+                value.push('\n');
+            }
             value.push_str(stripped);
+            empty_lines = 0;
             continue;
         }
+        empty_lines = 0;
         if stripped.starts_with('[') {
+            // configparser's `\[(?P<header>.+)\]`: the name runs to the line's last `]`.
             let Some(name) = stripped
                 .strip_prefix('[')
-                .and_then(|rest| rest.split_once(']'))
+                .and_then(|rest| rest.rsplit_once(']'))
                 .map(|(name, _)| name)
+                .filter(|name| !name.is_empty())
             else {
                 return Err(ParseError {
                     line: number,
@@ -214,8 +235,8 @@ pub fn parse(text: &str) -> Result<ParsedConfig, ParseError> {
             line: number,
             reason: format!("\"{stripped}\" has no = or : (pretix's parser refuses keys without values)"),
         })?;
-        let key = stripped[..delimiter].trim().to_ascii_lowercase();
-        let value = stripped[delimiter + 1..].trim().to_owned();
+        let key = py_strip(&stripped[..delimiter]).to_lowercase();
+        let value = py_strip(&stripped[delimiter + 1..]).to_owned();
         if key.is_empty() {
             return Err(ParseError {
                 line: number,

@@ -3,6 +3,7 @@
 mod ansible;
 mod apply;
 mod import;
+mod parser_agrees;
 mod pretix_agrees;
 mod real_pretix;
 mod rules;
