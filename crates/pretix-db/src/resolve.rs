@@ -247,28 +247,34 @@ pub struct ConfFile {
 
 /// Reads one of the two config files. `field` names the document key that would fix a wrong
 /// path.
+///
+/// The directory holding them belongs to postgres on Debian, and whoever has the postgres
+/// account must not make root read or rewrite another file through a link. So the file is read
+/// through `fs::open_regular` (no link followed, a regular file with one link), and a symlink at
+/// the path is followed only when root owns both the link and a directory no one else can write
+/// to (a configuration manager's link): the file is then edited where it really is, and the link
+/// stays a link.
 pub fn read_conf(root: &Root, path: &Path, field: &str) -> Result<ConfFile, ProvisionDatabaseError> {
-    // A symlinked file is edited where it really is, so the link stays a link (an atomic
-    // rename over the link would replace it with a plain file).
-    let resolved = if root.is_redirected() {
-        None
-    } else {
-        std::fs::canonicalize(path).ok()
-    };
-    let path = resolved.as_deref().unwrap_or(path);
-    let host_path = root.host_path(path);
-    let fail = |message: String| ProvisionDatabaseError::File {
-        path: host_path.display().to_string(),
+    let fail_at = |at: &Path, message: String| ProvisionDatabaseError::File {
+        path: at.display().to_string(),
         message,
     };
-    let metadata = std::fs::metadata(&host_path).map_err(|error| {
-        fail(if error.kind() == io::ErrorKind::NotFound {
-            format!("not found: set {field} to the file the server reads")
-        } else {
-            format!("cannot read it: {error}")
-        })
-    })?;
-    let bytes = std::fs::read(&host_path).map_err(|error| fail(format!("cannot read it: {error}")))?;
+    let linked = root.host_path(path);
+    let is_link = std::fs::symlink_metadata(&linked).is_ok_and(|metadata| metadata.file_type().is_symlink());
+    let path = if is_link && !root.is_redirected() {
+        trusted_link_target(&linked).map_err(|message| fail_at(&linked, message))?
+    } else {
+        path.to_path_buf()
+    };
+    let path = path.as_path();
+    let host_path = root.host_path(path);
+    let fail = |message: String| fail_at(&host_path, message);
+    let opened = pretix_site::fs::open_regular(&host_path).map_err(|error| fail(format!("cannot read it: {error}")))?;
+    let Some((mut file, metadata)) = opened else {
+        return Err(fail(format!("not found: set {field} to the file the server reads")));
+    };
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut bytes).map_err(|error| fail(format!("cannot read it: {error}")))?;
     let text = String::from_utf8(bytes).map_err(|_| {
         fail(
             "is not UTF-8 text, so it cannot be edited line by line safely: convert it (iconv) and run again"
@@ -282,4 +288,25 @@ pub fn read_conf(root: &Root, path: &Path, field: &str) -> Result<ConfFile, Prov
         gid: metadata.gid(),
         mode: metadata.mode() & 0o7777,
     })
+}
+
+/// Where a symlinked config file really is, when the link can be trusted: the link and its
+/// directory are root's, and no one else may write to that directory.
+fn trusted_link_target(link: &Path) -> Result<PathBuf, String> {
+    let link_metadata = std::fs::symlink_metadata(link).map_err(|error| format!("cannot inspect it: {error}"))?;
+    let directory = link.parent().unwrap_or(Path::new("/"));
+    let directory_metadata =
+        std::fs::metadata(directory).map_err(|error| format!("cannot inspect its directory: {error}"))?;
+    let trusted = link_metadata.uid() == 0 && directory_metadata.uid() == 0 && directory_metadata.mode() & 0o022 == 0;
+    if !trusted {
+        return Err(format!(
+            "is a symbolic link (owned by uid {}) in a directory uid {} can change (mode {:04o}): the toolkit \
+             follows a link to a config file only when root owns the link and its directory; replace the link \
+             with the file",
+            link_metadata.uid(),
+            directory_metadata.uid(),
+            directory_metadata.mode() & 0o7777
+        ));
+    }
+    std::fs::canonicalize(link).map_err(|error| format!("cannot follow it: {error}"))
 }

@@ -105,3 +105,28 @@ fn a_shadowing_rule_in_debians_file_gets_the_rule_placed_before_it() {
         assert!(matches!(plan_hba(&after, &rule).action, HbaAction::Present { .. }));
     }
 }
+
+/// A configuration manager's link (root's, in a directory only root may write) is followed, so
+/// the link stays a link; a link in a directory postgres owns is refused, its target unread.
+#[test]
+fn a_config_file_link_is_followed_only_when_root_owns_it_and_its_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = pretix_site::fs::Root::system();
+    let trusted = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(trusted.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let real = trusted.path().join("pg_hba.real.conf");
+    std::fs::write(&real, "local all postgres peer\n").expect("write");
+    let link = trusted.path().join("pg_hba.conf");
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+    let conf = pretix_db::resolve::read_conf(&root, &link, "database.hba_file").expect("a trusted link");
+    assert_eq!(conf.path, std::fs::canonicalize(&real).expect("canonical"));
+    assert_eq!(conf.text, "local all postgres peer\n");
+
+    std::fs::set_permissions(trusted.path(), std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    let error = pretix_db::resolve::read_conf(&root, &link, "database.hba_file").expect_err("others may write");
+    assert!(error.to_string().contains("is a symbolic link"), "{error}");
+    std::fs::set_permissions(trusted.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::os::unix::fs::lchown(&link, Some(105), None).expect("lchown");
+    let error = pretix_db::resolve::read_conf(&root, &link, "database.hba_file").expect_err("not root's link");
+    assert!(error.to_string().contains("owned by uid 105"), "{error}");
+}

@@ -285,8 +285,8 @@ fn connection_string_route_with_injection_shaped_names_and_password() {
 }
 
 /// An existing role with an md5 hash and a database owned by someone else are fixed; a
-/// database with another encoding is refused and left as it is. pg_hba.conf is a symlink here,
-/// as some configuration managers set it up: it stays one.
+/// database with another encoding is refused and left as it is. First, pg_hba.conf is a symlink
+/// in the postgres-owned data dir, as whoever has the postgres account could plant: refused.
 #[test]
 fn existing_md5_role_and_foreign_owned_database_are_fixed_a_latin1_database_is_refused() {
     let cluster = Postgres::start();
@@ -310,6 +310,18 @@ fn existing_md5_role_and_foreign_owned_database_are_fixed_a_latin1_database_is_r
     let password = "the-new-password-in-a-file";
     let mut document = site(&cluster, home.path());
     document["database"]["password"] = json!({"secret_file": secret_file(home.path(), "password", password)});
+
+    let hba_text = std::fs::read(&hba_real).expect("read");
+    let refused = run_tool(&["apply", "--check", "--diff"], &document, &[]);
+    assert_eq!(refused.code, 1, "{}", refused.describe());
+    assert!(refused.msg().contains("is a symbolic link"), "{}", refused.msg());
+    assert_eq!(
+        std::fs::read(&hba_real).expect("read"),
+        hba_text,
+        "the link's target is untouched"
+    );
+    std::fs::remove_file(&hba_link).expect("rm link");
+    std::fs::rename(&hba_real, &hba_link).expect("restore pg_hba.conf");
 
     let fixed = run_tool(&["apply"], &document, &[]);
     assert_eq!(fixed.code, 0, "{}", fixed.describe());
@@ -354,14 +366,7 @@ fn existing_md5_role_and_foreign_owned_database_are_fixed_a_latin1_database_is_r
         Some("pretix")
     );
     assert!(
-        std::fs::symlink_metadata(&hba_link)
-            .expect("lstat")
-            .file_type()
-            .is_symlink(),
-        "the symlink was replaced"
-    );
-    assert!(
-        std::fs::read_to_string(&hba_real)
+        std::fs::read_to_string(&hba_link)
             .expect("read")
             .contains("# pretix (managed by pretix-db)")
     );
@@ -396,7 +401,7 @@ fn existing_md5_role_and_foreign_owned_database_are_fixed_a_latin1_database_is_r
     let mut broken = String::from_utf8(hba_before).expect("utf-8");
     broken.push_str("hots all all 0.0.0.0/0 md5\n");
     let broken_line = broken.lines().count();
-    std::fs::write(&hba_real, &broken).expect("break pg_hba.conf");
+    std::fs::write(&hba_link, &broken).expect("break pg_hba.conf");
     document["database"]["name"] = json!("pretix");
     document["database"]["user"] = json!("pretix2");
     let stopped = run_tool(&["apply"], &document, &[]);
@@ -408,7 +413,7 @@ fn existing_md5_role_and_foreign_owned_database_are_fixed_a_latin1_database_is_r
         "{}",
         stopped.msg()
     );
-    assert_eq!(std::fs::read_to_string(&hba_real).expect("read"), broken);
+    assert_eq!(std::fs::read_to_string(&hba_link).expect("read"), broken);
     let roles = superuser
         .query("SELECT 1 FROM pg_roles WHERE rolname = 'pretix2'", &[])
         .expect("query");
