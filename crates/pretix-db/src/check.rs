@@ -472,11 +472,19 @@ fn check_login(
                 desired.port, desired.database
             ),
         ),
-        Err(failure) => report.item(
-            ctx,
-            "login over tcp",
-            CheckStatus::Failure,
-            format!("at {host}:{}: {failure}", desired.port),
-        ),
+        Err(failure) => match crate::provision::nat_rewritten_client(desired, &failure) {
+            Some(client) => report.item(
+                ctx,
+                "login over tcp",
+                CheckStatus::Warning,
+                crate::provision::nat_warning(desired, client),
+            ),
+            None => report.item(
+                ctx,
+                "login over tcp",
+                CheckStatus::Failure,
+                format!("at {host}:{}: {failure}", desired.port),
+            ),
+        },
     }
 }

@@ -2,7 +2,7 @@
 //! finished by the next one.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pretix_site::fs::FileSpec;
 use pretix_site::sections::{AuthMethod, ConfigValue, Database, Paths};
@@ -457,20 +457,33 @@ fn verify(
         ));
         return Ok(());
     }
-    let mut outcome = login(desired, password.secret.expose());
-    if !reloaded
-        && outcome
+    let refused = |outcome: &Result<String, PgFailure>| {
+        outcome
             .as_ref()
             .is_err_and(|failure| failure.code.as_deref() == Some("28000"))
-    {
+    };
+    let mut outcome = login(desired, password.secret.expose());
+    let mut reloaded = reloaded;
+    if !reloaded && refused(&outcome) {
         // pg_hba.conf may be right on disk but not loaded (an earlier run stopped before its
-        // reload, or someone edited it by hand): load it, then try once more.
+        // reload, or someone edited it by hand): load it, then try again.
         session
             .query("SELECT pg_reload_conf()", &[])
             .map_err(|failure| statement_error(session, "reload the configuration", &failure))?;
-        std::thread::sleep(Duration::from_millis(100));
         ctx.note("reloaded the postgresql configuration (pg_reload_conf): pg_hba.conf had not been loaded");
+        reloaded = true;
+    }
+    // pg_reload_conf() only signals the postmaster, which loads the files a moment later.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while reloaded && refused(&outcome) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
         outcome = login(desired, password.secret.expose());
+    }
+    if let Err(failure) = &outcome
+        && let Some(client) = nat_rewritten_client(desired, failure)
+    {
+        ctx.warn(nat_warning(desired, client));
+        return Ok(());
     }
     match outcome {
         Ok(user) if user == desired.role => {
@@ -492,6 +505,30 @@ fn verify(
         ))
         .into()),
     }
+}
+
+/// When the login from this host was refused because it arrived from an address outside the
+/// docker subnet: Docker's `MASQUERADE` rule (`-s 172.17.0.0/16 ! -o docker0`) rewrites the
+/// host's own connections to its docker0 address, so they come from the host's main address,
+/// which our rule rightly does not admit. Containers connect through docker0 and are not
+/// rewritten. Returns the address the server saw.
+pub fn nat_rewritten_client(desired: &Desired, failure: &PgFailure) -> Option<std::net::IpAddr> {
+    if failure.code.as_deref() != Some("28000") {
+        return None;
+    }
+    let rest = failure.message.split_once("no pg_hba.conf entry for host \"")?.1;
+    let client: std::net::IpAddr = rest.split('"').next()?.parse().ok()?;
+    (!desired.subnet.contains(client)).then_some(client)
+}
+
+/// What to say when the login cannot prove the rule from this host.
+pub fn nat_warning(desired: &Desired, client: std::net::IpAddr) -> String {
+    format!(
+        "not verified over tcp: the login from this host to {}:{} arrived from {client}, outside {} (Docker's NAT \
+         rewrites the host's own connections to its docker0 address), so only a connection from a container can \
+         prove the pg_hba.conf rule",
+        desired.docker_host, desired.port, desired.subnet
+    )
 }
 
 /// One login as the pretix role; returns `current_user`.

@@ -130,3 +130,38 @@ fn a_config_file_link_is_followed_only_when_root_owns_it_and_its_directory() {
     let error = pretix_db::resolve::read_conf(&root, &link, "database.hba_file").expect_err("not root's link");
     assert!(error.to_string().contains("owned by uid 105"), "{error}");
 }
+
+/// PostgreSQL's refusal of a login whose source Docker's NAT rewrote (the message format of
+/// `ClientAuthentication` in PostgreSQL 12 to 17) is recognised; one from inside the subnet, or
+/// a wrong password, is not excused.
+#[test]
+fn a_login_refused_because_nat_rewrote_its_source_is_recognised() {
+    use pretix_db::provision::nat_rewritten_client;
+    use pretix_db::session::PgFailure;
+    let failure = |code: &str, message: &str| PgFailure {
+        code: Some(code.to_owned()),
+        message: message.to_owned(),
+        detail: None,
+        hint: None,
+    };
+    let desired = desired();
+    let rewritten = failure(
+        "28000",
+        "no pg_hba.conf entry for host \"192.0.2.2\", user \"pretix\", database \"pretix\", no encryption",
+    );
+    assert_eq!(
+        nat_rewritten_client(&desired, &rewritten),
+        Some("192.0.2.2".parse().expect("ip"))
+    );
+    let inside = failure(
+        "28000",
+        "no pg_hba.conf entry for host \"172.17.0.5\", user \"pretix\", database \"pretix\", no encryption",
+    );
+    assert_eq!(
+        nat_rewritten_client(&desired, &inside),
+        None,
+        "a container's address: a real failure"
+    );
+    let wrong_password = failure("28P01", "password authentication failed for user \"pretix\"");
+    assert_eq!(nat_rewritten_client(&desired, &wrong_password), None);
+}
