@@ -56,15 +56,42 @@ impl Desired {
         ini::render(&self.plain(), MANAGED_HEADER).map_err(|error| ToolError::input(error.field(), error))
     }
 
-    /// `PRETIX_<SECTION>_<KEY>=value` lines, as pretix's `EnvOrParserConfig` reads them.
+    /// `PRETIX_<SECTION>_<KEY>=value` lines, as pretix's `EnvOrParserConfig` reads them, in
+    /// `docker run --env-file` form. A secret is never in the file: its line is
+    /// `FILE__PRETIX_<SECTION>_<KEY>=<path inside the container>`, and the secret goes to the
+    /// file `secret_file_name` names, under the config dir (mounted at /etc/pretix).
     pub fn render_env(&self) -> Result<String, ToolError> {
-        let mut text = String::from("# managed by pretix-cfg env: pretix reads these as PRETIX_<SECTION>_<KEY>\n");
+        self.render()?;
+        let mut text = String::from(
+            "# managed by pretix-cfg env: pretix reads these as PRETIX_<SECTION>_<KEY>, and secrets from the\n\
+             # files FILE__PRETIX_<SECTION>_<KEY> names (for docker run --env-file)\n",
+        );
         for (section, keys) in ordered(&self.settings) {
-            for (key, (value, _)) in keys {
-                text.push_str(&format!("{}={}\n", env_name(section, key), value));
+            for (key, (value, secret)) in keys {
+                if *secret {
+                    text.push_str(&format!(
+                        "FILE__{}={CONTAINER_CONFIG_DIR}/{ENV_SECRETS_DIR}/{}\n",
+                        env_name(section, key),
+                        secret_file_name(section, key)
+                    ));
+                } else {
+                    text.push_str(&format!("{}={}\n", env_name(section, key), value));
+                }
             }
         }
         Ok(text)
+    }
+
+    /// The secrets `render_env` refers to: (file name under `<config dir>/secrets`, value).
+    pub fn env_secrets(&self) -> Vec<(String, String)> {
+        ordered(&self.settings)
+            .into_iter()
+            .flat_map(|(section, keys)| {
+                keys.into_iter()
+                    .filter(|(_, (_, secret))| *secret)
+                    .map(move |(key, (value, _))| (secret_file_name(section, key), value.clone()))
+            })
+            .collect()
     }
 }
 
@@ -92,6 +119,16 @@ fn ordered(settings: &Settings) -> Vec<OrderedSection<'_>> {
             (section, keys)
         })
         .collect()
+}
+
+/// Where the config dir is mounted inside the container.
+pub const CONTAINER_CONFIG_DIR: &str = "/etc/pretix";
+/// The directory under the config dir that holds the secrets the env file refers to.
+pub const ENV_SECRETS_DIR: &str = "secrets";
+
+/// `database_password` for `[database] password`.
+pub fn secret_file_name(section: &str, key: &str) -> String {
+    format!("{section}_{key}")
 }
 
 /// pretix's mapping: upper-case, every character outside `[A-Za-z0-9]` becomes `_`.

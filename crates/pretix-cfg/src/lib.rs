@@ -14,7 +14,7 @@ pub mod ini;
 pub mod rules;
 pub mod schema;
 
-mod desired;
+pub mod desired;
 
 use std::path::{Path, PathBuf};
 
@@ -390,11 +390,44 @@ fn import(ctx: &mut Context, document: &mut Document, paths: &Paths, file: Optio
 fn env(ctx: &mut Context, document: &mut Document, paths: &Paths) -> Result<String, ToolError> {
     let desired = desired_config(ctx, document, paths)?;
     let text = desired.render_env()?;
+    let secrets = desired.env_secrets();
+    // Nothing above wrote anything. The secrets go where the container (uid 15371) can read
+    // them and no one else can: <config dir>/secrets, 0700, files 0600, all owned by the
+    // container's user.
+    if !secrets.is_empty() {
+        ctx.dir(&DirSpec {
+            path: paths.config_dir.clone(),
+            uid: Some(paths.owner_uid),
+            gid: Some(paths.owner_gid),
+            mode: 0o700,
+        })?;
+        let secrets_dir = paths.config_dir.join(desired::ENV_SECRETS_DIR);
+        ctx.dir(&DirSpec {
+            path: secrets_dir.clone(),
+            uid: Some(paths.owner_uid),
+            gid: Some(paths.owner_gid),
+            mode: 0o700,
+        })?;
+        for (name, value) in &secrets {
+            ctx.file(
+                &FileSpec::new(secrets_dir.join(name), format!("{value}\n"))
+                    .owner(paths.owner_uid, paths.owner_gid)
+                    .mode(0o600)
+                    .secret(),
+            )?;
+        }
+    }
     ctx.ensure_parents(&paths.env_file)?;
     ctx.file(&FileSpec::new(&paths.env_file, text).owner(0, 0).mode(0o600))?;
     Ok(format!(
-        "{} holds {} settings as PRETIX_<SECTION>_<KEY> variables (use it with docker run --env-file)",
+        "{} holds {} settings as PRETIX_<SECTION>_<KEY> variables, {} of them secrets in files under {}/{} \
+         (use it with docker run --env-file, with {} mounted at {})",
         paths.env_file.display(),
-        desired.setting_count()
+        desired.setting_count(),
+        secrets.len(),
+        paths.config_dir.display(),
+        desired::ENV_SECRETS_DIR,
+        paths.config_dir.display(),
+        desired::CONTAINER_CONFIG_DIR
     ))
 }

@@ -160,10 +160,25 @@ fn env_verb_writes_a_root_only_env_file() {
     let file = root.path().join("etc/pretix-toolkit/pretix.env");
     let text = std::fs::read_to_string(&file).expect("env file");
     assert!(text.contains("PRETIX_PRETIX_URL=https://pretix.mydomain.com\n"));
-    assert!(text.contains("PRETIX_DATABASE_PASSWORD=correct horse battery staple\n"));
+    assert!(text.contains("FILE__PRETIX_DATABASE_PASSWORD=/etc/pretix/secrets/database_password\n"));
+    assert!(!text.contains("correct horse"), "a secret is in the env file: {text}");
     assert!(text.contains("PRETIX_REDIS_LOCATION=unix:///var/run/redis/redis.sock?db=0\n"));
     assert_eq!(owner_mode(&file), (0, 0, 0o600));
-    assert!(!outcome.document.to_string().contains("correct horse"));
+    let secret_copy = root.path().join("etc/pretix/secrets/database_password");
+    assert_eq!(
+        std::fs::read_to_string(&secret_copy).expect("secret"),
+        "correct horse battery staple\n"
+    );
+    assert_eq!(owner_mode(&secret_copy), (15371, 15371, 0o600));
+    assert_eq!(
+        owner_mode(&root.path().join("etc/pretix/secrets")),
+        (15371, 15371, 0o700)
+    );
+    for output in [&outcome.stdout, &outcome.stderr] {
+        assert!(!output.contains("correct horse"), "{output}");
+    }
+    let again = run(&["env", "--root", &root_arg], &guide_site(&password));
+    assert_eq!(again.result()["changed"], false, "{}", again.stderr);
 }
 
 #[test]

@@ -78,3 +78,50 @@ fn pretix_settings_module_reads_the_generated_file() {
         serde_json::json!(["HTTP_X_FORWARDED_PROTO", "https"])
     );
 }
+
+/// The `env` verb's file works for real pretix with no pretix.cfg at all: every setting from
+/// `PRETIX_<SECTION>_<KEY>`, the password from the file `FILE__PRETIX_DATABASE_PASSWORD` names.
+#[test]
+fn pretix_settings_module_reads_the_env_file_and_its_secret_files() {
+    let root = stage();
+    let password = secret(root.path(), "database-password", "pa$$ word from a file");
+    let root_arg = root.path().display().to_string();
+    let outcome = run(&["env", "--root", &root_arg], &guide_site(&password));
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    let env_text = std::fs::read_to_string(root.path().join("etc/pretix-toolkit/pretix.env")).expect("env file");
+    let empty_config = root.path().join("empty.cfg");
+    std::fs::write(&empty_config, "").expect("write");
+    let mut command = Command::new(venv().join("bin/python"));
+    command
+        .args(["-c", REPORT_SETTINGS])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("PRETIX_CONFIG_FILE", &empty_config)
+        .env("DJANGO_SETTINGS_MODULE", "pretix.settings")
+        .current_dir(root.path());
+    for line in env_text.lines().filter(|line| !line.starts_with('#')) {
+        let (name, value) = line.split_once('=').expect("NAME=value");
+        // The container sees the config dir at /etc/pretix; here it is under the staging root.
+        let value = match value.strip_prefix("/etc/pretix/") {
+            Some(rest) if name.starts_with("FILE__") => root.path().join("etc/pretix").join(rest).display().to_string(),
+            _ => value.to_owned(),
+        };
+        command.env(name, value);
+    }
+    command.env("PRETIX_PRETIX_DATADIR", root.path().join("var/pretix-data"));
+    let output = command.output().expect("run python");
+    assert!(
+        output.status.success(),
+        "pretix's settings failed to load: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let settings: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json from python");
+    assert_eq!(settings["site_url"], "https://pretix.mydomain.com");
+    assert_eq!(settings["password"], "pa$$ word from a file");
+    assert_eq!(settings["host"], "172.17.0.1");
+    assert_eq!(settings["cache_location"], "unix:///var/run/redis/redis.sock?db=0");
+    assert_eq!(
+        settings["celery_broker"],
+        "redis+socket:///var/run/redis/redis.sock?virtual_host=2"
+    );
+}
