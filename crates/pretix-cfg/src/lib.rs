@@ -180,19 +180,16 @@ fn register_secrets(ctx: &mut Context, parsed: &ini::ParsedConfig, desired: Opti
     }
 }
 
-/// Gives the container's web server (uid 33, www-data in the image) read access by ACL.
-fn ensure_web_server_acl(ctx: &mut Context, data_dir: &Path) -> Result<(), ToolError> {
-    const ENTRY: &str = "user:33:r-x";
-    let host_path = ctx.root.host_path(data_dir);
-    if !host_path.exists() {
-        ctx.changed(format!("add ACL {ENTRY} to {}", data_dir.display()));
-        return Ok(());
-    }
+/// The ACL entry that lets the container's web server (uid 33) read the data dir.
+const WEB_SERVER_ACL: &str = "user:33:r-x";
+
+/// Whether the data dir has `WEB_SERVER_ACL` (getfacl, from the acl package).
+fn has_web_server_acl(ctx: &mut Context, host_path: &Path) -> Result<bool, ToolError> {
     let mut log = |line: &str| ctx.debug(line);
     let output = pretix_site::exec::run(
         std::process::Command::new("getfacl")
             .args(["--omit-header", "--absolute-names", "--numeric"])
-            .arg(&host_path),
+            .arg(host_path),
         None,
         &mut log,
     )
@@ -202,7 +199,18 @@ fn ensure_web_server_acl(ctx: &mut Context, data_dir: &Path) -> Result<(), ToolE
         ))
     })?;
     let current = String::from_utf8_lossy(&output.stdout);
-    if current.lines().any(|line| line.trim() == ENTRY) {
+    Ok(current.lines().any(|line| line.trim() == WEB_SERVER_ACL))
+}
+
+/// Gives the container's web server (uid 33, www-data in the image) read access by ACL.
+fn ensure_web_server_acl(ctx: &mut Context, data_dir: &Path) -> Result<(), ToolError> {
+    const ENTRY: &str = WEB_SERVER_ACL;
+    let host_path = ctx.root.host_path(data_dir);
+    if !host_path.exists() {
+        ctx.changed(format!("add ACL {ENTRY} to {}", data_dir.display()));
+        return Ok(());
+    }
+    if has_web_server_acl(ctx, &host_path)? {
         return Ok(());
     }
     if !ctx.check {
@@ -286,7 +294,8 @@ fn check(ctx: &mut Context, document: &mut Document, paths: &Paths) -> Result<St
             ),
         ),
     }
-    check_dir(ctx, "data dir", &paths.data_dir, paths, 0o755);
+    check_dir(ctx, DirRole::Config, &paths.config_dir, paths);
+    check_dir(ctx, DirRole::Data, &paths.data_dir, paths);
     match desired_config(ctx, document, paths).and_then(|desired| desired.render()) {
         Ok(rendered) if rendered == text => ctx.check_item(
             "matches the document",
@@ -318,27 +327,55 @@ fn ctx_failures(ctx: &Context) -> usize {
         .count()
 }
 
-fn check_dir(ctx: &mut Context, name: &str, path: &Path, paths: &Paths, mode: u32) {
+/// Which directory `check_dir` looks at, and so what its mode must allow.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DirRole {
+    /// The config dir: owner-only (it holds pretix.cfg and, for `env`, the secrets).
+    Config,
+    /// The data dir: the container's web server (uid 33) must read it, nobody may write to it.
+    Data,
+}
+
+fn check_dir(ctx: &mut Context, role: DirRole, path: &Path, paths: &Paths) {
     use std::os::unix::fs::MetadataExt;
-    match std::fs::metadata(ctx.root.host_path(path)) {
+    let (name, want) = match (role, paths.data_dir_access) {
+        (DirRole::Config, _) => ("config dir", "0700: owner only"),
+        (DirRole::Data, DataDirAccess::Mode) => ("data dir", "0755: readable by uid 33, writable by the owner only"),
+        (DirRole::Data, DataDirAccess::Acl) => ("data dir", "0750 and the ACL user:33:r-x"),
+    };
+    let host_path = ctx.root.host_path(path);
+    match std::fs::metadata(&host_path) {
         Ok(metadata) if metadata.is_dir() => {
             let actual_mode = metadata.mode() & 0o7777;
-            let ok = metadata.uid() == paths.owner_uid
-                && metadata.gid() == paths.owner_gid
-                && (actual_mode & 0o005 == 0o005 || paths.data_dir_access == DataDirAccess::Acl);
-            let status = if ok { CheckStatus::Ok } else { CheckStatus::Failure };
+            let owner_ok = metadata.uid() == paths.owner_uid && metadata.gid() == paths.owner_gid;
+            let mode_ok = match (role, paths.data_dir_access) {
+                (DirRole::Config, _) => actual_mode & 0o077 == 0,
+                (DirRole::Data, DataDirAccess::Mode) => actual_mode & 0o022 == 0 && actual_mode & 0o005 == 0o005,
+                (DirRole::Data, DataDirAccess::Acl) => {
+                    actual_mode & 0o022 == 0 && has_web_server_acl(ctx, &host_path).unwrap_or(false)
+                }
+            };
+            let status = if owner_ok && mode_ok {
+                CheckStatus::Ok
+            } else {
+                CheckStatus::Failure
+            };
+            let fix = if status == CheckStatus::Ok {
+                ""
+            } else {
+                ": run pretix-cfg apply"
+            };
             ctx.check_item(
                 name,
                 status,
                 format!(
-                    "{} is {}:{} {:04o} (want {}:{} {:04o})",
+                    "{} is {}:{} {:04o} (want {}:{} {want}){fix}",
                     path.display(),
                     metadata.uid(),
                     metadata.gid(),
                     actual_mode,
                     paths.owner_uid,
                     paths.owner_gid,
-                    mode
                 ),
             );
         }
@@ -354,37 +391,137 @@ fn check_dir(ctx: &mut Context, name: &str, path: &Path, paths: &Paths, mode: u3
 fn import(ctx: &mut Context, document: &mut Document, paths: &Paths, file: Option<&Path>) -> Result<String, ToolError> {
     let file = file.map_or_else(|| config_file(paths), Path::to_path_buf);
     let host_path = ctx.root.host_path(&file);
-    let text = std::fs::read_to_string(&host_path)
-        .map_err(|error| ToolError::input("import", format!("cannot read {}: {error}", file.display())))?;
+    // Not through a link: /etc/pretix belongs to the container's user.
+    let current = CurrentFile::read(&host_path)
+        .map_err(|error| ToolError::input("import", format!("cannot read {}: {error}", file.display())))?
+        .ok_or_else(|| ToolError::input("import", format!("{} does not exist", file.display())))?;
+    let text = String::from_utf8(current.content)
+        .map_err(|_| ToolError::input("import", format!("{} is not UTF-8 text", file.display())))?;
     let parsed =
         ini::parse(&text).map_err(|error| ToolError::input("import", format!("{}: {error}", file.display())))?;
-    // Validate everything before writing any secret file.
+    // The secrets first, so that no message below shows one.
+    register_secrets(ctx, &parsed, None);
+    for (_, _, value) in parsed.entries() {
+        if holds_url_credentials(value) {
+            ctx.register_secret(&pretix_site::Secret::new(value));
+        }
+    }
+    // Validate everything before writing any secret file: the schema, what pretix.cfg can hold,
+    // and pretix's start-up rules, all on the file as pretix reads it.
+    let mut config = parsed.to_config();
+    let host_datadir = config
+        .get_mut("pretix")
+        .and_then(|keys| keys.remove_entry("datadir"))
+        .filter(|(_, datadir)| datadir.trim_end_matches('/') != "/data");
     for (section, key, value) in parsed.entries() {
         let definition =
             schema::key(section, key).map_err(|error| ToolError::input(format!("config.{section}.{key}"), error))?;
         schema::check_value(definition, value)
             .map_err(|message| ToolError::input(format!("config.{section}.{key}"), message))?;
     }
+    ini::render(&config, "").map_err(|error| {
+        ToolError::input(
+            error.field(),
+            format!(
+                "{error} (in {}; pretix would read it with the line break)",
+                file.display()
+            ),
+        )
+    })?;
+    let violations = rules::check_startup_rules(
+        &config,
+        &rules::RuleContext {
+            in_container: true,
+            datadir_parent_exists: None,
+        },
+    );
+    if let Some(first) = violations.first() {
+        return Err(ToolError::input(
+            format!("config.{}.{}", first.section, first.key),
+            format!(
+                "{} (in {}: pretix would not start with it)",
+                first.message,
+                file.display()
+            ),
+        ));
+    }
+    if let Some((_, datadir)) = &host_datadir {
+        ctx.warn(format!(
+            "config.pretix.datadir: not imported: it is {datadir}, a host path, but inside the container the data dir \
+             is /data; set paths.data_dir to {datadir} if that is where the data stays"
+        ));
+    }
+    // Then the secret files, each under a name of its own: never over a file another tool made.
+    let mut planned = Vec::new();
+    for (section, keys) in &config {
+        for (key, value) in keys {
+            let definition = schema::key(section, key)
+                .map_err(|error| ToolError::input(format!("config.{section}.{key}"), error))?;
+            let secret = (definition.secret || holds_url_credentials(value)) && !value.is_empty();
+            let secret_path = paths.secrets_dir.join(format!("imported-{section}-{key}"));
+            if secret {
+                refuse_a_different_secret(ctx, &secret_path, value, &format!("config.{section}.{key}"))?;
+            }
+            planned.push((
+                section.clone(),
+                definition.name,
+                value.clone(),
+                secret.then_some(secret_path),
+            ));
+        }
+    }
     let mut imported = 0;
-    for (section, key, value) in parsed.entries() {
-        let definition =
-            schema::key(section, key).map_err(|error| ToolError::input(format!("config.{section}.{key}"), error))?;
-        let config_value = if definition.secret && !value.is_empty() {
-            let secret = pretix_site::Secret::new(value);
-            let secret_path = paths.secrets_dir.join(format!("{section}-{key}"));
-            ctx.store_secret(&paths.secrets_dir, &secret_path, &secret)?;
-            ConfigValue::Secret(SecretRef::new(secret_path))
-        } else {
-            ConfigValue::Text(value.to_owned())
+    for (section, key, value, secret_path) in planned {
+        let config_value = match secret_path {
+            Some(secret_path) => {
+                ctx.store_secret(&paths.secrets_dir, &secret_path, &pretix_site::Secret::new(value))?;
+                ConfigValue::Secret(SecretRef::new(secret_path))
+            }
+            None => ConfigValue::Text(value),
         };
-        if let Some(previous) = document.set_config_value(section, definition.name, config_value) {
+        if document.set_config_value(&section, key, config_value).is_some() {
             ctx.warn(format!(
-                "config.{section}.{key}: replaced {previous:?} from the document with the imported value"
+                "config.{section}.{key}: the document's value was replaced with the imported one"
             ));
         }
         imported += 1;
     }
     Ok(format!("imported {imported} settings from {}", file.display()))
+}
+
+/// A URL with a password in it (`redis://:pw@host`, `redis://user:pw@host`, `?password=`): it is
+/// moved into a secret file like a password.
+fn holds_url_credentials(value: &str) -> bool {
+    let Some((_, rest)) = value.split_once("://") else {
+        return false;
+    };
+    // A password may hold a `/` too, so the userinfo is all before the last `@`. A false
+    // positive only moves a harmless value into a secret file.
+    let userinfo_with_password = rest
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+    let query_password = value.split_once('?').is_some_and(|(_, query)| {
+        query
+            .split('&')
+            .any(|pair| pair.to_ascii_lowercase().starts_with("password="))
+    });
+    userinfo_with_password || query_password
+}
+
+/// An import never overwrites a secret file that holds another value.
+fn refuse_a_different_secret(ctx: &Context, path: &Path, value: &str, field: &str) -> Result<(), ToolError> {
+    let existing = CurrentFile::read(&ctx.root.host_path(path))
+        .map_err(|error| ToolError::failed(format!("read {}: {error}", path.display())))?;
+    match existing {
+        Some(existing) if String::from_utf8_lossy(&existing.content).trim() != value => Err(ToolError::input(
+            field,
+            format!(
+                "{} already holds another value (from an earlier import?): move it away to import this file",
+                path.display()
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn env(ctx: &mut Context, document: &mut Document, paths: &Paths) -> Result<String, ToolError> {

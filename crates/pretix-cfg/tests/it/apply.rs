@@ -148,6 +148,29 @@ fn check_verb_passes_after_apply_and_fails_on_a_readable_file() {
     let bad = run(&["check", "--root", &root_arg], &applied.document);
     assert_eq!(bad.code, 1);
     assert!(bad.result()["checks"].to_string().contains("no access for others"));
+
+    // A world-writable data dir and a config dir others can enter fail too, each by name.
+    std::fs::set_permissions(
+        root.path().join("etc/pretix/pretix.cfg"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("chmod");
+    std::fs::set_permissions(
+        root.path().join("var/pretix-data"),
+        std::fs::Permissions::from_mode(0o777),
+    )
+    .expect("chmod");
+    std::fs::set_permissions(root.path().join("etc/pretix"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let bad = run(&["check", "--root", &root_arg], &applied.document);
+    assert_eq!(bad.code, 1);
+    let failed: Vec<String> = bad.result()["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|item| item["status"] == "failure")
+        .map(|item| item["name"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(failed, ["config dir", "data dir"], "{}", bad.stderr);
 }
 
 #[test]
