@@ -72,12 +72,45 @@ pub fn apply(ctx: &mut Context, document: &mut Document) -> Result<String, ToolE
     if desired.mode == RedisSocketMode::World {
         ctx.warn(WORLD_WARNING);
     }
+    if let Some(tcp) = desired.tcp.as_ref().filter(|tcp| tcp.bind.is_loopback()) {
+        ctx.warn(format!(
+            "redis.tcp_bind {} is a loopback address: a container on Docker's bridge network cannot reach it (its \
+             own loopback is itself); use the docker host address, 172.17.0.1 by default",
+            tcp.bind
+        ));
+    }
     // In tcp mode redis.conf holds the password: keep Debian's owner-and-group-only mode.
     let conf_mode = if desired.tcp.is_some() {
         current.mode & !0o007
     } else {
         current.mode
     };
+    if desired.tcp.is_some() {
+        // Without its other bits the file must still be readable by redis-server (User=redis,
+        // Group=redis on Debian), through its owner or group.
+        let redis_uid = pretix_site::users::lookup_user(&ctx.root, settings::REDIS_GROUP)
+            .ok()
+            .flatten()
+            .map(|user| user.uid);
+        let redis_gid = pretix_site::users::lookup_group(&ctx.root, settings::REDIS_GROUP)
+            .ok()
+            .flatten();
+        let readable = redis_uid == Some(current.uid)
+            || (redis_gid == Some(current.gid) && conf_mode & 0o040 != 0)
+            || conf_mode & 0o004 != 0;
+        if !readable {
+            return Err(RedisSetupError::Preflight(format!(
+                "{} is {}:{} {:04o}; in tcp mode it holds the Redis password, so it must not be readable by every \
+                 user, and then redis-server (user and group redis) could not read it: chown redis:redis it and \
+                 chmod 0640 (as Debian ships it)",
+                desired.config_file.display(),
+                current.uid,
+                current.gid,
+                current.mode
+            ))
+            .into());
+        }
+    }
     if conf_mode != current.mode {
         ctx.warn(format!(
             "{} was readable by every user and now holds the Redis password: its mode becomes {conf_mode:04o}",
@@ -257,7 +290,7 @@ fn verify(
             .map_err(|error| RedisSetupError::RestartTimeout {
                 target: socket.to_string(),
                 seconds: desired.restart_timeout_seconds,
-                reason: error.to_string(),
+                reason: format!("{error}: {}", error.fix(&desired.service)),
                 service: desired.service.clone(),
                 rollback: rollback.to_owned(),
             })?;

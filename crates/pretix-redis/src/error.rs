@@ -29,10 +29,7 @@ pub enum RedisSetupError {
         fix: String,
     },
     /// redis-server did not answer within the bounded wait after a restart.
-    #[error(
-        "redis-server did not answer on {target} within {seconds}s after the restart: {reason}: see journalctl -u \
-         {service}{rollback}"
-    )]
+    #[error("redis-server did not answer on {target} within {seconds}s after the restart: {reason}{rollback}")]
     RestartTimeout {
         target: String,
         seconds: u32,

@@ -53,12 +53,19 @@ pub fn read_conf(root: &Root, path: &Path) -> Result<CurrentConf, RedisSetupErro
             "is not a regular file: set redis.config_file to redis-server's config file".to_owned(),
         ));
     }
-    let bytes = std::fs::read(&host_path).map_err(|failure| match failure.kind() {
+    // Read through one descriptor opened without following a link: /etc/redis belongs to the
+    // redis account, which must not swap in a link or a FIFO between the check above and the read.
+    let opened = pretix_site::fs::open_regular(&host_path).map_err(|failure| match failure.kind() {
         io::ErrorKind::PermissionDenied => {
             error("cannot be read (permission denied): run pretix-redis as root".to_owned())
         }
         _ => error(format!("cannot be read: {failure}")),
     })?;
+    let Some((mut file, metadata)) = opened else {
+        return Err(error("disappeared while it was being read: run again".to_owned()));
+    };
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut file, &mut bytes).map_err(|failure| error(format!("cannot be read: {failure}")))?;
     let text = String::from_utf8(bytes)
         .map_err(|_| error("is not UTF-8 text: fix the file's encoding (redis.conf is plain ASCII)".to_owned()))?;
     Ok(CurrentConf {

@@ -125,7 +125,13 @@ impl Target {
             match self.ping_within(left) {
                 Ok(()) => return Ok(start.elapsed()),
                 // A refused password or a wrong socket file does not heal by waiting.
-                Err(error @ (ServerError::AuthenticationFailed | ServerError::NotASocket)) => return Err(error),
+                Err(
+                    error @ (ServerError::AuthenticationFailed
+                    | ServerError::PasswordRequired
+                    | ServerError::NotASocket),
+                ) => {
+                    return Err(error);
+                }
                 Err(error) if start.elapsed() + RETRY_PAUSE >= timeout => return Err(error),
                 Err(_) => std::thread::sleep(RETRY_PAUSE),
             }
@@ -239,8 +245,9 @@ impl ServerError {
                     .to_owned()
             }
             ServerError::PasswordRequired => {
-                "redis-server asks for a password (requirepass) that the socket URLs do not give: remove requirepass \
-                 from redis.conf and restart redis-server, or use socket_mode tcp"
+                "redis-server asks for a password (requirepass) that this connection did not give: with socket_mode \
+                 world or group, remove requirepass from redis.conf and restart redis-server (or use socket_mode tcp); \
+                 with tcp, check that the password file redis.password names is readable and run pretix-redis apply"
                     .to_owned()
             }
         }
@@ -280,7 +287,7 @@ pub fn tcp_preflight(address: IpAddr, port: u16, port_changes: bool) -> Result<(
         && error.kind() == io::ErrorKind::AddrNotAvailable
     {
         return Err(format!(
-            "redis.tcp_bind {address} is not an address of this host, so redis-server would fail to start: is              Docker running (ip addr show docker0)? give the docker host address"
+            "redis.tcp_bind {address} is not an address of this host, so redis-server would fail to start: is Docker running (ip addr show docker0)? give the docker host address"
         ));
     }
     if port_changes {
@@ -290,7 +297,7 @@ pub fn tcp_preflight(address: IpAddr, port: u16, port_changes: bool) -> Result<(
                 && error.kind() == io::ErrorKind::AddrInUse
             {
                 return Err(format!(
-                    "port {port} is in use on {host}, so redis-server would fail to start: choose another                      redis.tcp_port (ss -ltnp shows who listens)"
+                    "port {port} is in use on {host}, so redis-server would fail to start: choose another redis.tcp_port (ss -ltnp shows who listens)"
                 ));
             }
         }

@@ -45,6 +45,20 @@ const SHARED_DIRECTORIES: &[&str] = &[
     "/usr/local",
 ];
 
+/// Trees whose every directory belongs to someone else (user sessions, systemd, D-Bus, Docker):
+/// a socket directory inside one is refused too.
+const SHARED_TREES: &[&str] = &[
+    "/run/user",
+    "/run/systemd",
+    "/run/dbus",
+    "/var/run/dbus",
+    "/run/docker",
+    "/var/run/docker",
+    "/var/lib/docker",
+    "/etc/pretix",
+    "/var/pretix-data",
+];
+
 /// The directories redis-server may create its socket in under Debian's unit
 /// (`RuntimeDirectory=redis`, `ProtectSystem=strict`, `ReadWritePaths=-/var/run/redis`).
 const DEBIAN_RUNTIME_DIRECTORIES: &[&str] = &["/run/redis", "/var/run/redis"];
@@ -295,7 +309,8 @@ fn check_socket_dir(dir: &Path) -> Result<(), RedisSetupError> {
         .components()
         .filter(|component| matches!(component, Component::Normal(_)))
         .count();
-    let shared = SHARED_DIRECTORIES.iter().any(|shared| dir == Path::new(shared));
+    let shared = SHARED_DIRECTORIES.iter().any(|shared| dir == Path::new(shared))
+        || SHARED_TREES.iter().any(|tree| dir.starts_with(tree));
     if depth < 2 || shared {
         return Err(RedisSetupError::input(
             "redis.socket",
@@ -424,6 +439,9 @@ mod tests {
             "/run/redis.sock",
             "/var/run/redis.sock",
             "/tmp/redis.sock",
+            "/run/dbus/redis.sock",
+            "/run/user/1000/redis.sock",
+            "/etc/pretix/redis.sock",
         ] {
             assert!(socket_error(path).contains("shared system directory"), "{path}");
         }

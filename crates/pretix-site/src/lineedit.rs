@@ -126,17 +126,17 @@ impl Lines {
     /// else at the end. Returns whether the text changed.
     pub fn set_directive(&mut self, syntax: Syntax, name: &str, raw_value: &str) -> bool {
         if let Some(found) = self.directive(syntax, name) {
-            if found.raw_value == raw_value {
+            // The same value quoted differently is the same setting: rewriting it would count as
+            // a change (and restart a server) for nothing.
+            if found.raw_value == raw_value || unquote(syntax, &found.raw_value) == unquote(syntax, raw_value) {
                 return false;
             }
             let line = strip_terminator(&self.lines[found.index]).to_owned();
             if let Some(parsed) = parse_directive(syntax, &line) {
-                let rewritten = format!(
-                    "{}{}{}",
-                    &line[..parsed.value_start],
-                    raw_value,
-                    &line[parsed.value_end..]
-                );
+                let head = &line[..parsed.value_start];
+                // A bare `name` line gets its separator.
+                let separator = if head.ends_with([' ', '\t', '=']) { "" } else { " " };
+                let rewritten = format!("{head}{separator}{raw_value}{}", &line[parsed.value_end..]);
                 self.replace(found.index, &rewritten);
                 return true;
             }
@@ -243,10 +243,16 @@ fn unquote(syntax: Syntax, raw: &str) -> String {
             Some(inner) => inner.replace("''", "'").replace("\\'", "'"),
             None => raw.to_owned(),
         },
-        Syntax::RedisConf => match raw.strip_prefix('"').and_then(|inner| inner.strip_suffix('"')) {
-            Some(inner) => inner.replace("\\\"", "\""),
-            None => raw.to_owned(),
-        },
+        // Redis's sdssplitargs takes "double" (with backslash escapes) and 'single' quotes.
+        Syntax::RedisConf => {
+            if let Some(inner) = raw.strip_prefix('"').and_then(|inner| inner.strip_suffix('"')) {
+                inner.replace("\\\"", "\"")
+            } else if let Some(inner) = raw.strip_prefix('\'').and_then(|inner| inner.strip_suffix('\'')) {
+                inner.replace("\\'", "'")
+            } else {
+                raw.to_owned()
+            }
+        }
     }
 }
 
@@ -284,6 +290,33 @@ mod tests {
             lines.render(),
             "#listen_addresses = 'localhost'\t# what\nlisten_addresses = '*'\nport = 5432\n"
         );
+    }
+
+    #[test]
+    fn the_same_value_quoted_differently_is_no_change() {
+        for text in [
+            "unixsocket \"/var/run/redis/redis.sock\"\n",
+            "unixsocket '/var/run/redis/redis.sock'\n",
+        ] {
+            let mut lines = Lines::parse(text);
+            assert!(
+                !lines.set_directive(Syntax::RedisConf, "unixsocket", "/var/run/redis/redis.sock"),
+                "{text}"
+            );
+            assert_eq!(lines.render(), text);
+        }
+        let lines = Lines::parse("requirepass ''\n");
+        assert_eq!(
+            lines.directive(Syntax::RedisConf, "requirepass").expect("found").value,
+            ""
+        );
+    }
+
+    #[test]
+    fn a_bare_directive_gets_its_separator() {
+        let mut lines = Lines::parse("unixsocket\n");
+        assert!(lines.set_directive(Syntax::RedisConf, "unixsocket", "/var/run/redis/redis.sock"));
+        assert_eq!(lines.render(), "unixsocket /var/run/redis/redis.sock\n");
     }
 
     #[test]

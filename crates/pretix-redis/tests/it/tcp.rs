@@ -179,3 +179,37 @@ fn an_address_that_is_not_the_hosts_is_refused_before_anything_changes() {
     );
     assert_eq!(std::fs::read_to_string(stage.conf()).expect("conf"), before);
 }
+
+/// In tcp mode redis.conf holds the password and loses its "other" bits; a root:root file would
+/// then be unreadable for redis-server (user redis) after the restart, so the run stops first.
+#[test]
+fn tcp_mode_refuses_a_redis_conf_redis_could_not_read_once_private() {
+    let stage = Stage::new();
+    std::os::unix::fs::chown(stage.conf(), Some(0), Some(0)).expect("chown");
+    std::fs::set_permissions(stage.conf(), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let before = std::fs::read(stage.conf()).expect("conf");
+    let document = site(json!({"socket_mode": "tcp", "tcp_bind": "127.0.0.2", "tcp_port": free_port()}));
+    let outcome = run(&["apply", "--root", &stage.root_arg()], &document);
+    assert_eq!(outcome.code, 1, "{}", outcome.stderr);
+    assert!(outcome.msg().contains("chown redis:redis"), "{}", outcome.msg());
+    assert_eq!(std::fs::read(stage.conf()).expect("conf"), before);
+    assert_eq!(owner_mode(&stage.conf()), (0, 0, 0o644));
+    assert!(!stage.path("/etc/pretix-toolkit/secrets/redis-password").exists());
+
+    // A loopback bind works for tests but not for a container: said so.
+    let (redis_uid, redis_gid) = redis_ids();
+    std::os::unix::fs::chown(stage.conf(), Some(redis_uid), Some(redis_gid)).expect("chown");
+    let planned = run(
+        &["apply", "--check", "--offline", "--root", &stage.root_arg()],
+        &document,
+    );
+    assert_eq!(planned.code, 0, "{}", planned.stderr);
+    assert!(
+        planned
+            .warnings()
+            .iter()
+            .any(|warning| warning.contains("is a loopback address")),
+        "{:?}",
+        planned.warnings()
+    );
+}
