@@ -205,7 +205,11 @@ fn classify(rule: &Rule, desired: &DesiredRule) -> Relation {
         && exactly(&rule.users, &desired.user)
         && rule.address == Address::Net(desired.subnet)
     {
-        return if rule.method == desired.method {
+        // A rule with options (`clientcert=verify-full`) asks more of pretix than ours: it is
+        // not ours, and ours goes before it rather than editing it.
+        return if rule.has_options {
+            Relation::Shadows
+        } else if rule.method == desired.method {
             Relation::Identical
         } else {
             Relation::SameKey
@@ -289,6 +293,8 @@ struct Rule {
     address: Address,
     method: String,
     method_span: Option<(usize, usize)>,
+    /// Auth options after the method (`clientcert=verify-full`, ...).
+    has_options: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -426,6 +432,7 @@ fn parse_rule(fields: Vec<Vec<Token>>) -> Option<Rule> {
         Address::Unknown
     };
     let method = single(fields.next()?)?;
+    let has_options = fields.next().is_some();
     Some(Rule {
         conn_type,
         databases,
@@ -433,6 +440,7 @@ fn parse_rule(fields: Vec<Vec<Token>>) -> Option<Rule> {
         address,
         method: method.text,
         method_span: (!method.quoted).then_some((method.start, method.end)),
+        has_options,
     })
 }
 
@@ -566,6 +574,20 @@ mod tests {
             "host\tpretix\tpretix\t172.17.0.1/16\tscram-sha-256   # the guide's line\n"
         );
         assert_eq!(plan_hba(new_text(&plan), &desired()).new_text, None);
+    }
+
+    #[test]
+    fn the_same_rule_with_auth_options_is_not_ours_and_ours_goes_before_it() {
+        let text = "host pretix pretix 172.17.0.0/16 scram-sha-256 clientcert=verify-full\n";
+        let plan = plan_hba(text, &desired());
+        assert!(
+            matches!(plan.action, HbaAction::Insert { before: Some((1, _)) }),
+            "{:?}",
+            plan.action
+        );
+        let again = plan_hba(new_text(&plan), &desired());
+        assert!(matches!(again.action, HbaAction::Present { .. }), "{:?}", again.action);
+        assert!(new_text(&plan).ends_with(text), "their line stays as it was");
     }
 
     #[test]

@@ -70,6 +70,11 @@ impl Network {
         bits(self.address) & mask == bits(other.address) & mask
     }
 
+    /// The prefix length.
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
     pub fn is_ipv4(&self) -> bool {
         self.address.is_ipv4()
     }

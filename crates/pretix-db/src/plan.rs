@@ -52,6 +52,18 @@ impl Desired {
                 ),
             )
         })?;
+        // A rule for a network this wide would let most of the internet try passwords on the
+        // pretix database; Docker's bridge networks are /16 to /24.
+        let widest = if subnet.is_ipv4() { 8 } else { 32 };
+        if subnet.prefix() < widest {
+            return Err(ProvisionDatabaseError::input(
+                "database.docker_subnet",
+                format!(
+                    "{subnet} is wider than /{widest}: pg_hba.conf would admit it to the pretix database; give the \
+                     docker bridge's subnet, e.g. 172.17.0.0/16 (docker network inspect bridge)"
+                ),
+            ));
+        }
         if !subnet.contains(docker_host) {
             return Err(ProvisionDatabaseError::input(
                 "database.docker_subnet",
@@ -549,6 +561,10 @@ mod tests {
             error_text(Desired::from_section(&section))
                 .starts_with("database.docker_subnet: 172.17.0.0/16 does not contain")
         );
+        section.docker_subnet = "0.0.0.0/0".to_owned();
+        assert!(error_text(Desired::from_section(&section)).contains("is wider than /8"));
+        section.docker_subnet = "10.0.0.0/8".to_owned();
+        assert!(Desired::from_section(&section).is_ok(), "/8 is the widest accepted");
         let mut section = Database {
             user: "postgres".to_owned(),
             ..Database::default()

@@ -370,11 +370,31 @@ fn describe_hba(ctx: &mut Context, action: &HbaAction, changed: bool) {
         return;
     }
     match action {
-        HbaAction::Insert { before: Some((line, text)) } => ctx.note(format!(
-            "pg_hba.conf: the pretix rule goes before line {line} (`{text}`), which would otherwise decide pretix's connections"
-        )),
+        // Going before a rule that rejects, or asks more (options), overrides a decision someone
+        // made on purpose: that is a warning, not a note.
+        HbaAction::Insert {
+            before: Some((line, text)),
+        } => {
+            let message = format!(
+                "pg_hba.conf: the pretix rule goes before line {line} (`{text}`), which would otherwise decide pretix's \
+                 connections"
+            );
+            let deliberate = text.split('#').next().is_some_and(|rule| {
+                rule.split_whitespace()
+                    .any(|field| field == "reject" || field.contains('='))
+            });
+            if deliberate {
+                ctx.warn(format!(
+                    "{message}: it overrides that rule for pretix's role and database"
+                ));
+            } else {
+                ctx.note(message);
+            }
+        }
         HbaAction::FixMethod { line, old_method } => {
-            ctx.note(format!("pg_hba.conf: line {line} is the pretix rule with method {old_method}; its method is changed"));
+            ctx.note(format!(
+                "pg_hba.conf: line {line} is the pretix rule with method {old_method}; its method is changed"
+            ));
         }
         HbaAction::Insert { before: None } | HbaAction::Present { .. } => {}
     }

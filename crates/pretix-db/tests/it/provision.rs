@@ -419,3 +419,47 @@ fn existing_md5_role_and_foreign_owned_database_are_fixed_a_latin1_database_is_r
         .expect("query");
     assert!(roles.is_empty(), "the role was created before the refusal");
 }
+
+/// A sysadmin's `reject` for the whole loopback network comes first in pg_hba.conf: the pretix
+/// rule goes before it (with a warning that it overrides it), the role really logs in over TCP,
+/// and a re-run adds nothing.
+#[test]
+fn a_reject_rule_that_would_shadow_ours_is_overridden_with_a_warning_and_the_login_works() {
+    let cluster = Postgres::start();
+    let home = tempfile::tempdir().expect("home");
+    let hba = cluster.data_dir().join("pg_hba.conf");
+    let original = std::fs::read_to_string(&hba).expect("read");
+    let rejecting = format!("# no TCP logins from this host\nhost all all 127.0.0.0/8 reject\n{original}");
+    std::fs::write(&hba, &rejecting).expect("write");
+    cluster
+        .superuser()
+        .batch_execute("SELECT pg_reload_conf()")
+        .expect("reload");
+    let document = site(&cluster, home.path());
+    let applied = run_tool(&["apply"], &document, &[]);
+    assert_eq!(applied.code, 0, "{}", applied.describe());
+    assert!(
+        applied
+            .warnings()
+            .iter()
+            .any(|warning| warning.contains("goes before line 2") && warning.contains("overrides")),
+        "{:?}",
+        applied.warnings()
+    );
+    let edited = std::fs::read_to_string(&hba).expect("read");
+    assert!(
+        edited.ends_with(&rejecting),
+        "the pretix rule goes above the reject and its comment, and nothing else moves:\n{edited}"
+    );
+    let password = password_from(&applied.document);
+    assert_eq!(
+        login(cluster.port(), "127.0.0.1", "pretix", "pretix", &password)
+            .ok()
+            .as_deref(),
+        Some("pretix")
+    );
+    let again = run_tool(&["apply"], &applied.document, &[]);
+    assert_eq!(again.code, 0, "{}", again.describe());
+    assert!(!again.changed(), "{:?}", again.actions());
+    assert_eq!(std::fs::read_to_string(&hba).expect("read"), edited);
+}
