@@ -175,7 +175,7 @@ fn insert_before(
 /// Rules for exactly pretix's connections after `after` that the new rule makes unreachable.
 fn unreachable_duplicates(entries: &[ParsedEntry], desired: &DesiredRule, after: Option<usize>) -> Vec<String> {
     let Some(after) = after else { return Vec::new() };
-    entries[after..]
+    entries.get(after + 1..).unwrap_or_default()
         .iter()
         .filter_map(|entry| match &entry.kind {
             Entry::Rule(rule) if matches!(classify(rule, desired), Relation::Identical | Relation::SameKey) => Some(format!(
