@@ -71,6 +71,16 @@ pub fn config_file(paths: &Paths) -> PathBuf {
     paths.config_dir.join("pretix.cfg")
 }
 
+/// A directory owned by the container's user.
+fn owned_dir(paths: &Paths, path: &Path, mode: u32) -> DirSpec {
+    DirSpec {
+        path: path.to_path_buf(),
+        uid: Some(paths.owner_uid),
+        gid: Some(paths.owner_gid),
+        mode,
+    }
+}
+
 fn validate_paths(paths: &Paths) -> Result<(), ToolError> {
     paths.validate()?;
     for (field, path) in [
@@ -113,18 +123,8 @@ fn apply(ctx: &mut Context, document: &mut Document, paths: &Paths) -> Result<St
         ctx.warn(message);
     }
     // Nothing above wrote anything; from here on the plan is carried out.
-    ctx.dir(&DirSpec {
-        path: paths.config_dir.clone(),
-        uid: Some(paths.owner_uid),
-        gid: Some(paths.owner_gid),
-        mode: 0o700,
-    })?;
-    ctx.dir(&DirSpec {
-        path: paths.data_dir.clone(),
-        uid: Some(paths.owner_uid),
-        gid: Some(paths.owner_gid),
-        mode: data_dir_mode,
-    })?;
+    ctx.dir(&owned_dir(paths, &paths.config_dir, 0o700))?;
+    ctx.dir(&owned_dir(paths, &paths.data_dir, data_dir_mode))?;
     if paths.data_dir_access == DataDirAccess::Acl {
         ensure_web_server_acl(ctx, &paths.data_dir)?;
     }
@@ -532,19 +532,9 @@ fn env(ctx: &mut Context, document: &mut Document, paths: &Paths) -> Result<Stri
     // them and no one else can: <config dir>/secrets, 0700, files 0600, all owned by the
     // container's user.
     if !secrets.is_empty() {
-        ctx.dir(&DirSpec {
-            path: paths.config_dir.clone(),
-            uid: Some(paths.owner_uid),
-            gid: Some(paths.owner_gid),
-            mode: 0o700,
-        })?;
+        ctx.dir(&owned_dir(paths, &paths.config_dir, 0o700))?;
         let secrets_dir = paths.config_dir.join(desired::ENV_SECRETS_DIR);
-        ctx.dir(&DirSpec {
-            path: secrets_dir.clone(),
-            uid: Some(paths.owner_uid),
-            gid: Some(paths.owner_gid),
-            mode: 0o700,
-        })?;
+        ctx.dir(&owned_dir(paths, &secrets_dir, 0o700))?;
         for (name, value) in &secrets {
             ctx.file(
                 &FileSpec::new(secrets_dir.join(name), format!("{value}\n"))

@@ -23,6 +23,21 @@ print(json.dumps({
 }))
 "#;
 
+/// Runs REPORT_SETTINGS with pretix's settings module in the prepared command; its answer.
+fn pretix_settings(command: &mut Command) -> serde_json::Value {
+    let output = command
+        .args(["-c", REPORT_SETTINGS])
+        .env("DJANGO_SETTINGS_MODULE", "pretix.settings")
+        .output()
+        .expect("run python");
+    assert!(
+        output.status.success(),
+        "pretix's settings failed to load: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("json from python")
+}
+
 #[test]
 fn pretix_settings_module_reads_the_generated_file() {
     let root = stage();
@@ -38,20 +53,12 @@ fn pretix_settings_module_reads_the_generated_file() {
     // The file says datadir=/data, the container's path; on this host pretix must not create /data,
     // so the data dir alone is overridden by pretix's own environment mechanism.
     let data_dir = root.path().join("var/pretix-data");
-    let output = Command::new(venv().join("bin/python"))
-        .args(["-c", REPORT_SETTINGS])
-        .env("PRETIX_CONFIG_FILE", &config_file)
-        .env("PRETIX_PRETIX_DATADIR", &data_dir)
-        .env("DJANGO_SETTINGS_MODULE", "pretix.settings")
-        .current_dir(root.path())
-        .output()
-        .expect("run python");
-    assert!(
-        output.status.success(),
-        "pretix's settings failed to load: {}",
-        String::from_utf8_lossy(&output.stderr)
+    let settings = pretix_settings(
+        Command::new(venv().join("bin/python"))
+            .env("PRETIX_CONFIG_FILE", &config_file)
+            .env("PRETIX_PRETIX_DATADIR", &data_dir)
+            .current_dir(root.path()),
     );
-    let settings: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json from python");
     assert_eq!(settings["site_url"], "https://pretix.mydomain.com");
     assert_eq!(settings["instance_name"], "My pretix installation");
     assert_eq!(settings["currency"], "EUR");
@@ -93,11 +100,9 @@ fn pretix_settings_module_reads_the_env_file_and_its_secret_files() {
     std::fs::write(&empty_config, "").expect("write");
     let mut command = Command::new(venv().join("bin/python"));
     command
-        .args(["-c", REPORT_SETTINGS])
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("PRETIX_CONFIG_FILE", &empty_config)
-        .env("DJANGO_SETTINGS_MODULE", "pretix.settings")
         .current_dir(root.path());
     for line in env_text.lines().filter(|line| !line.starts_with('#')) {
         let (name, value) = line.split_once('=').expect("NAME=value");
@@ -109,13 +114,7 @@ fn pretix_settings_module_reads_the_env_file_and_its_secret_files() {
         command.env(name, value);
     }
     command.env("PRETIX_PRETIX_DATADIR", root.path().join("var/pretix-data"));
-    let output = command.output().expect("run python");
-    assert!(
-        output.status.success(),
-        "pretix's settings failed to load: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let settings: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json from python");
+    let settings = pretix_settings(&mut command);
     assert_eq!(settings["site_url"], "https://pretix.mydomain.com");
     assert_eq!(settings["password"], "pa$$ word from a file");
     assert_eq!(settings["host"], "172.17.0.1");
