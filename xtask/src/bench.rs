@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
-use crate::pipeline::run_tool;
+use crate::steps::run_tool;
 use crate::workspace_root;
 
 /// One measured case.
@@ -79,7 +79,11 @@ fn site(cluster: &pretix_testkit::Postgres, home: &Path) -> Value {
 
 fn timed_apply(bin_dir: &Path, document: &Value) -> anyhow::Result<(Duration, Value)> {
     let started = Instant::now();
-    let (output, code) = run_tool(bin_dir, "pretix-db", &["apply", "-q"], &document.to_string())?;
+    let (output, code) = run_tool(
+        &bin_dir.join("pretix-db"),
+        &["apply".to_owned(), "-q".to_owned()],
+        &document.to_string(),
+    )?;
     let elapsed = started.elapsed();
     if code != 0 {
         bail!("pretix-db apply exited {code}: {output}");

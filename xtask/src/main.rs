@@ -8,7 +8,9 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod install;
 mod pipeline;
+mod steps;
 
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", about = "The pretix toolkit's pipelines and chores")]
@@ -27,12 +29,9 @@ enum Task {
         #[arg(long)]
         site: Option<PathBuf>,
     },
-    /// Install pretix on this host: every tool in order (not implemented yet: needs pretix-unit,
-    /// pretix-proxy and pretix-cron)
-    Install {
-        #[arg(long)]
-        site: Option<PathBuf>,
-    },
+    /// Install pretix on this host: every tool in order (db, redis, cfg, plugin, unit, cron,
+    /// proxy), stopping at the first failure
+    Install(install::InstallArgs),
     /// Upgrade pretix on this host (not implemented yet: needs pretix-unit)
     Upgrade {
         #[arg(long)]
@@ -55,9 +54,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Task::Plan { site } => pipeline::plan(site.as_deref()),
-        Task::Install { .. } => Err(anyhow::anyhow!(
-            "cargo xtask install is not implemented yet: it needs pretix-unit, pretix-proxy and pretix-cron (later issues); `cargo xtask plan` shows the plan"
-        )),
+        Task::Install(args) => install::run(&args),
         Task::Upgrade { .. } => Err(anyhow::anyhow!(
             "cargo xtask upgrade is not implemented yet: it needs pretix-unit (a later issue)"
         )),
