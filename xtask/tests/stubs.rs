@@ -31,9 +31,11 @@ fn every_verb_of_a_later_wave_fails_clearly() {
             .status()
             .expect("cargo build");
         assert!(status.success(), "building {tool} failed");
-        let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../target/debug")
-            .join(tool);
+        let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+            || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+            std::path::PathBuf::from,
+        );
+        let bin = target.join("debug").join(tool);
         let help = Command::new(&bin).arg("--help").output().expect("--help");
         assert!(help.status.success(), "{tool} --help");
         let help = String::from_utf8_lossy(&help.stdout);
