@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
-use crate::steps::run_tool;
-use crate::workspace_root;
+use xtask::steps::run_tool;
+use xtask::workspace_root;
 
 /// One measured case.
 struct Case {

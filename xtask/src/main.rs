@@ -1,16 +1,14 @@
 //! `cargo xtask <command>`: glue. It chains the built tool binaries with JSON on pipes, exactly
 //! as a user's shell script would, and runs the project's chores. No domain logic lives here.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 
 mod bench;
-mod install;
-mod pipeline;
-mod steps;
+
+use xtask::workspace_root;
 
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", about = "The pretix toolkit's pipelines and chores")]
@@ -21,22 +19,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// The whole install as a dry-run plan with diffs, on the guide's defaults: no root needed,
-    /// nothing touched (a staging root seeded with Debian's stock config files, no server
-    /// contacted)
-    Plan {
-        /// A site document to plan instead of the built-in example
-        #[arg(long)]
-        site: Option<PathBuf>,
-    },
-    /// Install pretix on this host: every tool in order (db, redis, cfg, plugin, unit, cron,
-    /// proxy), stopping at the first failure
-    Install(install::InstallArgs),
-    /// Upgrade pretix on this host (not implemented yet: needs pretix-unit)
-    Upgrade {
-        #[arg(long)]
-        site: Option<PathBuf>,
-    },
+    #[command(flatten)]
+    Pipeline(xtask::Pipeline),
     /// Install what the tests need (Debian packages, a Python venv with ansible-core and
     /// pretix), then run every test
     Test {
@@ -53,11 +37,7 @@ enum Task {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Task::Plan { site } => pipeline::plan(site.as_deref()),
-        Task::Install(args) => install::run(&args),
-        Task::Upgrade { .. } => Err(anyhow::anyhow!(
-            "cargo xtask upgrade is not implemented yet: it needs pretix-unit (a later issue)"
-        )),
+        Task::Pipeline(pipeline) => pipeline.run(),
         Task::Test { args } => test(&args),
         Task::Schema => schema(),
         Task::Bench => bench::run(),
@@ -69,13 +49,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
 }
 
 fn schema() -> anyhow::Result<ExitCode> {

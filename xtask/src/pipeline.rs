@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use crate::steps::{Step, ToolDir, run_sequence};
-use crate::workspace_root;
 
 /// The built-in example: only the pretix URL and the mail sender, everything else the guide's.
 pub const EXAMPLE_SITE: &str = r#"{
@@ -18,29 +17,36 @@ pub const EXAMPLE_SITE: &str = r#"{
 "#;
 
 /// Debian's stock files, placed where a fresh Debian 12 host has them.
+/// They are compiled in, so the released `pretix-toolkit plan` needs no checkout.
 const STAGED_FILES: &[(&str, &str)] = &[
     (
-        "fixtures/debian12/postgresql.conf",
+        include_str!("../../fixtures/debian12/postgresql.conf"),
         "etc/postgresql/15/main/postgresql.conf",
     ),
-    ("fixtures/debian12/pg_hba.conf", "etc/postgresql/15/main/pg_hba.conf"),
-    ("fixtures/debian12/redis.conf", "etc/redis/redis.conf"),
+    (
+        include_str!("../../fixtures/debian12/pg_hba.conf"),
+        "etc/postgresql/15/main/pg_hba.conf",
+    ),
+    (
+        include_str!("../../fixtures/debian12/redis.conf"),
+        "etc/redis/redis.conf",
+    ),
 ];
 
 /// `cargo xtask plan`: the install as a dry run on a staging root.
-pub fn plan(site: Option<&Path>) -> anyhow::Result<ExitCode> {
+pub fn plan(site: Option<&Path>, tools: Option<&Path>) -> anyhow::Result<ExitCode> {
     let document = match site {
         Some(path) => std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?,
         None => EXAMPLE_SITE.to_owned(),
     };
-    let tools = ToolDir::locate(None)?;
+    let tools = ToolDir::locate(tools)?;
     let staging = tempfile::tempdir().context("create a staging root")?;
-    for (source, target) in STAGED_FILES {
+    for (content, target) in STAGED_FILES {
         let destination = staging.path().join(target);
         if let Some(parent) = destination.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        std::fs::copy(workspace_root().join(source), &destination).with_context(|| format!("stage {target}"))?;
+        std::fs::write(&destination, content).with_context(|| format!("stage {target}"))?;
     }
     for dir in ["etc", "var", "run"] {
         std::fs::create_dir_all(staging.path().join(dir))?;

@@ -1,0 +1,57 @@
+//! The toolkit's pipelines: the tool binaries chained with the document on pipes, exactly as a
+//! user's shell script would chain them. Two front ends share them: `cargo xtask` (with the
+//! project's chores) in a checkout, and the released `pretix-toolkit` binary on a server without
+//! Rust. No domain logic lives here: what a pipeline does, a sysadmin can do by hand with the tools.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+pub mod install;
+pub mod pipeline;
+pub mod steps;
+
+/// The commands a sysadmin runs on a server.
+#[derive(Debug, Subcommand)]
+pub enum Pipeline {
+    /// The whole install as a dry-run plan with diffs, on the guide's defaults: no root needed,
+    /// nothing touched (a staging root seeded with Debian's stock config files, no server
+    /// contacted)
+    Plan {
+        /// A site document to plan instead of the built-in example
+        #[arg(long)]
+        site: Option<PathBuf>,
+        /// Where the tool binaries are (default: built by cargo, or next to this binary)
+        #[arg(long, value_name = "DIR")]
+        tools: Option<PathBuf>,
+    },
+    /// Install pretix on this host: every tool in order (db, redis, cfg, plugin, unit, cron,
+    /// proxy), stopping at the first failure
+    Install(install::InstallArgs),
+    /// Upgrade pretix on this host (not implemented yet: needs pretix-unit)
+    Upgrade {
+        #[arg(long)]
+        site: Option<PathBuf>,
+    },
+}
+
+impl Pipeline {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        match self {
+            Pipeline::Plan { site, tools } => pipeline::plan(site.as_deref(), tools.as_deref()),
+            Pipeline::Install(args) => install::run(&args),
+            Pipeline::Upgrade { .. } => Err(anyhow::anyhow!(
+                "upgrade is not implemented yet: it needs pretix-unit (a later issue)"
+            )),
+        }
+    }
+}
+
+/// The checkout this xtask was built from (only meaningful under cargo).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
