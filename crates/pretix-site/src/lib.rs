@@ -2,9 +2,11 @@
 //! protocol (flags, exit codes, results), safe file writing, line-preserving config edits, the
 //! systemctl seam, the command runner and the Ansible binary-module adapter.
 //!
-//! This crate holds no knowledge of PostgreSQL, Redis, nginx or Docker: that lives in the tools.
+//! It also holds the one Docker seam (`docker`), a narrow adapter over the Engine API; what to do
+//! with PostgreSQL, Redis, nginx or a container lives in the tools.
 
 pub mod ansible;
+pub mod docker;
 pub mod document;
 pub mod error;
 pub mod exec;
