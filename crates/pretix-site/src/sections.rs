@@ -308,64 +308,206 @@ pub enum RedisSocketMode {
     Tcp,
 }
 
-/// What pretix-unit needs: the container and its systemd unit.
+/// What pretix-unit needs: the container(s), how they are supervised, and their systemd units.
+///
+/// One container by default, the guide's `pretix.service` running `all`. For the guide's "Scaling
+/// up", list `instances` (for example a `web` and a `taskworker`): each gets its own unit and
+/// container, and they share the image, volumes, groups and environment given here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Container {
-    /// The image, `pretix/standalone:stable` in the guide.
+    /// The image: `pretix/standalone:stable` in the guide; a version tag, or a digest reference
+    /// (`pretix/standalone@sha256:...`) to pin one exact image.
     pub image: String,
-    /// What the container runs: `all`, `web` or `taskworker`.
+    /// Who keeps the container running: `systemd` (a unit per container, the guide) or `docker`
+    /// (restart policy `unless-stopped`, for hosts without systemd).
+    pub supervisor: Supervisor,
+    /// What the single container runs (ignored when `instances` is set).
     pub role: ContainerRole,
-    /// The systemd unit name; the container is named after it (`--name %n`).
+    /// The systemd unit name of the single container; the container is named after it (`--name %n`).
     pub unit: String,
-    /// The directory of the unit file.
+    /// The directory of the unit files.
     pub unit_dir: PathBuf,
-    /// The host address the container's port 80 is published on.
+    /// The host address the container's port 80 is published on: loopback unless
+    /// `allow_public_bind` (Docker's published ports bypass ufw).
     pub bind_address: String,
-    /// The host port.
+    /// Allow `bind_address` to be a non-loopback address (then anyone who reaches that address
+    /// reaches pretix without the TLS proxy; ufw does not filter Docker's ports).
+    #[serde(deserialize_with = "lenient::boolean")]
+    pub allow_public_bind: bool,
+    /// The host port of the single container.
     #[serde(deserialize_with = "lenient::port")]
     pub published_port: u16,
-    /// Migrate on every start; off (`AUTOMIGRATE=skip`) when several containers share a database.
-    #[serde(deserialize_with = "lenient::boolean")]
-    pub automigrate: bool,
-    /// gunicorn processes (`NUM_WORKERS`); unset: the image's default, 2 × CPUs.
+    /// Migrate on every start. Unset: on for one container, off (`AUTOMIGRATE=skip`) for several,
+    /// which then need `pretix-unit migrate` after an upgrade, as the guide's "Scaling up" says.
+    #[serde(deserialize_with = "lenient::optional_boolean")]
+    pub automigrate: Option<bool>,
+    /// gunicorn processes (`NUM_WORKERS`) of the single container; unset: chosen from the host's
+    /// memory and CPUs (the run says what and why).
+    #[serde(deserialize_with = "lenient::optional_count")]
     pub num_workers: Option<u32>,
-    /// Extra arguments for the taskworker role (`-Q`, `--concurrency`).
-    pub taskworker_args: Vec<String>,
-    /// Extra bind mounts, `host:container[:options]`.
+    /// taskworker role: the celery queues to serve (`-Q`); empty: all of them.
+    pub queues: Vec<String>,
+    /// taskworker role: celery processes (`--concurrency`); unset: celery's default, the CPUs.
+    #[serde(deserialize_with = "lenient::optional_count")]
+    pub concurrency: Option<u32>,
+    /// `command` role: the pretix management command and its arguments (`["cron"]`).
+    pub command: Vec<String>,
+    /// Extra environment: `PRETIX_<SECTION>_<KEY>` (not secrets: the unit file is world-readable)
+    /// or `FILE__PRETIX_<SECTION>_<KEY>` naming a file inside the container.
+    pub env: BTreeMap<String, String>,
+    /// Extra bind mounts, `host:container[:ro]` (pretix-redis adds the socket's directory).
     pub volumes: Vec<String>,
-    /// Extra groups for the container's user (`--group-add`).
+    /// Extra groups for the container's user (`--group-add`; pretix-redis adds redis's gid).
     pub group_add: Vec<String>,
-    /// The Docker daemon; unset: the local default socket.
+    /// The Docker daemon: `unix:///path` or `tcp://host:port`; unset: /var/run/docker.sock.
     pub docker_host: Option<String>,
+    /// How long `apply` waits for a started container to answer `/healthcheck/` (the first start
+    /// on an empty database migrates first, which takes minutes).
+    #[serde(deserialize_with = "lenient::seconds")]
+    pub start_timeout_seconds: u32,
+    /// Where pretix-unit keeps what it must remember on the host (the image `pretix upgrade` last
+    /// ran on).
+    pub state_dir: PathBuf,
+    /// Several containers instead of the single one ("Scaling up").
+    pub instances: Vec<ContainerInstance>,
+    /// Written by pretix-unit: the registry digest of `image` as last pulled.
+    pub image_digest: Option<String>,
+    /// Written by pretix-unit: the digest before the last pull changed it (to roll back to).
+    pub previous_image_digest: Option<String>,
 }
 
 impl Default for Container {
     fn default() -> Self {
         Container {
             image: "pretix/standalone:stable".to_owned(),
+            supervisor: Supervisor::Systemd,
             role: ContainerRole::All,
             unit: "pretix.service".to_owned(),
             unit_dir: PathBuf::from("/etc/systemd/system"),
             bind_address: "127.0.0.1".to_owned(),
+            allow_public_bind: false,
             published_port: 8345,
-            automigrate: true,
+            automigrate: None,
             num_workers: None,
-            taskworker_args: Vec::new(),
+            queues: Vec::new(),
+            concurrency: None,
+            command: Vec::new(),
+            env: BTreeMap::new(),
             volumes: Vec::new(),
             group_add: Vec::new(),
             docker_host: None,
+            start_timeout_seconds: 600,
+            state_dir: PathBuf::from("/var/lib/pretix-toolkit"),
+            instances: Vec::new(),
+            image_digest: None,
+            previous_image_digest: None,
         }
     }
 }
 
-/// The container's role (its entrypoint command).
+impl Container {
+    /// The containers this section describes: the `instances`, or the single container.
+    pub fn resolved_instances(&self) -> Vec<ContainerInstance> {
+        if !self.instances.is_empty() {
+            return self.instances.clone();
+        }
+        let serves_http = matches!(self.role, ContainerRole::All | ContainerRole::Web);
+        vec![ContainerInstance {
+            unit: self.unit.clone(),
+            role: self.role,
+            published_port: serves_http.then_some(self.published_port),
+            num_workers: self.num_workers,
+            queues: self.queues.clone(),
+            concurrency: self.concurrency,
+            command: self.command.clone(),
+        }]
+    }
+
+    /// Whether the containers migrate on start (`AUTOMIGRATE`).
+    pub fn automigrates(&self) -> bool {
+        self.automigrate.unwrap_or(self.resolved_instances().len() <= 1)
+    }
+
+    /// The container that runs periodic and one-off pretix commands (`pretix cron`, `migrate`):
+    /// the first that runs the task worker (`taskworker` or `all`), else the first.
+    pub fn task_container(&self) -> Option<ContainerInstance> {
+        let instances = self.resolved_instances();
+        instances
+            .iter()
+            .find(|instance| instance.role == ContainerRole::Taskworker)
+            .or_else(|| instances.iter().find(|instance| instance.role == ContainerRole::All))
+            .or_else(|| instances.first())
+            .cloned()
+    }
+}
+
+/// One container of several.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerInstance {
+    /// Its systemd unit, e.g. `pretix-web.service`; the container has the same name.
+    pub unit: String,
+    pub role: ContainerRole,
+    /// The host port its port 80 is published on (`all` and `web` only).
+    #[serde(default, deserialize_with = "lenient::optional_port")]
+    pub published_port: Option<u16>,
+    /// gunicorn processes (`NUM_WORKERS`, for `all`, `web`, `webworker`); unset: chosen from the
+    /// host's memory.
+    #[serde(default, deserialize_with = "lenient::optional_count")]
+    pub num_workers: Option<u32>,
+    /// taskworker: the celery queues (`-Q`).
+    #[serde(default)]
+    pub queues: Vec<String>,
+    /// taskworker: celery processes (`--concurrency`).
+    #[serde(default, deserialize_with = "lenient::optional_count")]
+    pub concurrency: Option<u32>,
+    /// command: the pretix management command and its arguments.
+    #[serde(default)]
+    pub command: Vec<String>,
+}
+
+impl ContainerInstance {
+    /// The container's name: the unit's name, as the guide's `--name %n` makes it.
+    pub fn container_name(&self) -> &str {
+        &self.unit
+    }
+}
+
+/// Who keeps the container running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Supervisor {
+    Systemd,
+    Docker,
+}
+
+/// The container's role: the argument of the image's entrypoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ContainerRole {
+    /// nginx, gunicorn and the celery worker under supervisord (the guide's single container).
     All,
+    /// nginx and gunicorn under supervisord.
     Web,
+    /// gunicorn alone, on a unix socket inside the container.
+    Webworker,
+    /// the celery worker alone.
     Taskworker,
+    /// a pretix management command (`command`).
+    Command,
+}
+
+impl ContainerRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerRole::All => "all",
+            ContainerRole::Web => "web",
+            ContainerRole::Webworker => "webworker",
+            ContainerRole::Taskworker => "taskworker",
+            ContainerRole::Command => "command",
+        }
+    }
 }
 
 /// What pretix-proxy needs: the outer nginx TLS reverse proxy.
@@ -434,5 +576,48 @@ impl Default for Cron {
             user: "root".to_owned(),
             file: PathBuf::from("/etc/cron.d/pretix"),
         }
+    }
+}
+
+#[cfg(test)]
+mod container_tests {
+    use super::*;
+
+    fn container(json: serde_json::Value) -> Container {
+        serde_json::from_value(json).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    #[test]
+    fn the_single_container_is_the_guides_pretix_service() {
+        let single = container(serde_json::json!({}));
+        let instances = single.resolved_instances();
+        assert_eq!(instances.len(), 1);
+        assert_eq!(instances[0].container_name(), "pretix.service");
+        assert_eq!(instances[0].role, ContainerRole::All);
+        assert_eq!(instances[0].published_port, Some(8345));
+        assert!(single.automigrates());
+        assert_eq!(
+            single.task_container().map(|instance| instance.unit),
+            Some("pretix.service".to_owned())
+        );
+        let worker = container(serde_json::json!({"role": "taskworker"}));
+        assert_eq!(worker.resolved_instances()[0].published_port, None);
+    }
+
+    #[test]
+    fn several_containers_skip_automigrate_and_the_taskworker_runs_commands() {
+        let scaled = container(serde_json::json!({"instances": [
+            {"unit": "pretix-web.service", "role": "web", "published_port": "8345"},
+            {"unit": "pretix-worker.service", "role": "taskworker", "queues": ["checkout"], "concurrency": 4}
+        ]}));
+        assert!(!scaled.automigrates());
+        assert_eq!(
+            scaled.task_container().map(|instance| instance.unit),
+            Some("pretix-worker.service".to_owned())
+        );
+        let forced = container(serde_json::json!({"automigrate": "yes", "instances": [
+            {"unit": "a.service", "role": "web"}, {"unit": "b.service", "role": "web"}
+        ]}));
+        assert!(forced.automigrates());
     }
 }
