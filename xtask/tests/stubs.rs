@@ -6,10 +6,10 @@ use std::process::Command;
 use pretix_site::run::command;
 
 const STUBS: &[(&str, &[&str])] = &[
-    ("pretix-unit", &["apply", "check", "upgrade", "migrate"]),
-    ("pretix-proxy", &["apply", "check"]),
-    ("pretix-plugin", &["apply", "check", "build"]),
-    ("pretix-cron", &["apply", "check"]),
+    ("pretix-unit", &["apply", "verify", "upgrade", "migrate"]),
+    ("pretix-proxy", &["apply", "verify"]),
+    ("pretix-plugin", &["apply", "verify", "build"]),
+    ("pretix-cron", &["apply", "verify"]),
 ];
 
 #[test]

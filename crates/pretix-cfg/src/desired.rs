@@ -217,7 +217,7 @@ pub fn desired_config(ctx: &mut Context, document: &Document, paths: &Paths) -> 
     let data_dir_parent_exists = paths
         .data_dir
         .parent()
-        .map(|parent| ctx.root.host_path(parent).is_dir());
+        .map(|parent| ctx.root().host_path(parent).is_dir());
     let violations = rules::check_startup_rules(
         &plain,
         &rules::RuleContext {
@@ -251,8 +251,8 @@ pub fn desired_config(ctx: &mut Context, document: &Document, paths: &Paths) -> 
 /// A secret's value; in check mode a secret file that an earlier tool in the same dry run
 /// would have created does not exist yet, so a placeholder stands in.
 fn read_secret_value(ctx: &mut Context, reference: &pretix_site::SecretRef, field: &str) -> Result<String, ToolError> {
-    let exists = ctx.root.host_path(&reference.secret_file).exists();
-    if !exists && ctx.check {
+    let exists = ctx.root().host_path(&reference.secret_file).exists();
+    if !exists && ctx.is_check() {
         ctx.warn(format!(
             "{field}: {} does not exist yet (an earlier tool would create it); the plan shows a placeholder",
             reference.secret_file.display()

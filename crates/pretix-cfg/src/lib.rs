@@ -4,7 +4,7 @@
 //! - `apply`: renders pretix.cfg from the document's `config` (secrets read from their files),
 //!   creates the config and data directories with the container's owner, and writes the file
 //!   owner-only. Everything is validated first; nothing is written when anything is wrong.
-//! - `check`: read-only; parses the file on disk, validates it, reports owner/mode problems and
+//! - `verify`: read-only; parses the file on disk, validates it, reports owner/mode problems and
 //!   differences from the document.
 //! - `import FILE`: reads an existing pretix.cfg into the document (secrets moved to root-only
 //!   secret files), so a hand-made install can be adopted.
@@ -32,7 +32,7 @@ pub enum Command {
     /// Render pretix.cfg and create the config and data directories
     Apply,
     /// Read-only: validate the file on disk, its owner and mode, and compare it with the document
-    Check,
+    Verify,
     /// Read an existing pretix.cfg into the document's `config` (secrets go to secret files)
     Import {
         /// The file to import; default: pretix.cfg in paths.config_dir
@@ -51,7 +51,7 @@ impl Tool for CfgTool {
     const ABOUT: &'static str = "pretix.cfg and the data directory, validated against pretix's real option schema";
 
     fn is_read_only(command: &Command) -> bool {
-        matches!(command, Command::Check)
+        matches!(command, Command::Verify)
     }
 
     fn run(command: &Command, ctx: &mut Context, document: &mut Document) -> Result<String, ToolError> {
@@ -59,7 +59,7 @@ impl Tool for CfgTool {
         validate_paths(&paths)?;
         match command {
             Command::Apply => apply(ctx, document, &paths),
-            Command::Check => check(ctx, document, &paths),
+            Command::Verify => verify(ctx, document, &paths),
             Command::Import { file } => import(ctx, document, &paths, file.as_deref()),
             Command::Env => env(ctx, document, &paths),
         }
@@ -111,13 +111,13 @@ fn apply(ctx: &mut Context, document: &mut Document, paths: &Paths) -> Result<St
     let data_parent_exists = paths
         .data_dir
         .parent()
-        .is_some_and(|parent| ctx.root.host_path(parent).is_dir());
+        .is_some_and(|parent| ctx.root().host_path(parent).is_dir());
     if !data_parent_exists {
         let message = format!(
             "the parent of the data dir {} does not exist: create it first",
             paths.data_dir.display()
         );
-        if !ctx.check {
+        if !ctx.is_check() {
             return Err(ToolError::failed(message));
         }
         ctx.warn(message);
@@ -136,7 +136,7 @@ fn apply(ctx: &mut Context, document: &mut Document, paths: &Paths) -> Result<St
             .mode(0o600)
             .backup(true),
     )?;
-    let verb = if ctx.check { "would be" } else { "is" };
+    let verb = if ctx.is_check() { "would be" } else { "is" };
     Ok(if outcome.changed() || ctx.has_changed() {
         format!(
             "{} {verb} up to date now ({} settings)",
@@ -155,7 +155,7 @@ fn apply(ctx: &mut Context, document: &mut Document, paths: &Paths) -> Result<St
 /// The secrets in the pretix.cfg on disk (the old password a rotation replaces, say) are
 /// masked like the new ones: the diff of a rewrite shows its removed lines too.
 fn register_secrets_on_disk(ctx: &mut Context, desired: &Desired, file: &Path) -> Result<(), ToolError> {
-    let current = CurrentFile::read(&ctx.root.host_path(file))
+    let current = CurrentFile::read(&ctx.root().host_path(file))
         .map_err(|error| ToolError::failed(format!("read {}: {error}", file.display())))?;
     if let Some(current) = current
         && let Ok(parsed) = ini::parse(&String::from_utf8_lossy(&current.content))
@@ -205,7 +205,7 @@ fn has_web_server_acl(ctx: &mut Context, host_path: &Path) -> Result<bool, ToolE
 /// Gives the container's web server (uid 33, www-data in the image) read access by ACL.
 fn ensure_web_server_acl(ctx: &mut Context, data_dir: &Path) -> Result<(), ToolError> {
     const ENTRY: &str = WEB_SERVER_ACL;
-    let host_path = ctx.root.host_path(data_dir);
+    let host_path = ctx.root().host_path(data_dir);
     if !host_path.exists() {
         ctx.changed(format!("add ACL {ENTRY} to {}", data_dir.display()));
         return Ok(());
@@ -213,7 +213,7 @@ fn ensure_web_server_acl(ctx: &mut Context, data_dir: &Path) -> Result<(), ToolE
     if has_web_server_acl(ctx, &host_path)? {
         return Ok(());
     }
-    if !ctx.check {
+    if !ctx.is_check() {
         let mut log = |line: &str| ctx.debug(line);
         pretix_site::exec::run(
             std::process::Command::new("setfacl")
@@ -228,9 +228,9 @@ fn ensure_web_server_acl(ctx: &mut Context, data_dir: &Path) -> Result<(), ToolE
     Ok(())
 }
 
-fn check(ctx: &mut Context, document: &mut Document, paths: &Paths) -> Result<String, ToolError> {
+fn verify(ctx: &mut Context, document: &mut Document, paths: &Paths) -> Result<String, ToolError> {
     let file = config_file(paths);
-    let host_path = ctx.root.host_path(&file);
+    let host_path = ctx.root().host_path(&file);
     let current = CurrentFile::read(&host_path)
         .map_err(|error| ToolError::failed(format!("read {}: {error}", file.display())))?;
     let Some(current) = current else {
@@ -343,7 +343,7 @@ fn check_dir(ctx: &mut Context, role: DirRole, path: &Path, paths: &Paths) {
         (DirRole::Data, DataDirAccess::Mode) => ("data dir", "0755: readable by uid 33, writable by the owner only"),
         (DirRole::Data, DataDirAccess::Acl) => ("data dir", "0750 and the ACL user:33:r-x"),
     };
-    let host_path = ctx.root.host_path(path);
+    let host_path = ctx.root().host_path(path);
     match std::fs::metadata(&host_path) {
         Ok(metadata) if metadata.is_dir() => {
             let actual_mode = metadata.mode() & 0o7777;
@@ -390,7 +390,7 @@ fn check_dir(ctx: &mut Context, role: DirRole, path: &Path, paths: &Paths) {
 
 fn import(ctx: &mut Context, document: &mut Document, paths: &Paths, file: Option<&Path>) -> Result<String, ToolError> {
     let file = file.map_or_else(|| config_file(paths), Path::to_path_buf);
-    let host_path = ctx.root.host_path(&file);
+    let host_path = ctx.root().host_path(&file);
     // Not through a link: /etc/pretix belongs to the container's user.
     let current = CurrentFile::read(&host_path)
         .map_err(|error| ToolError::input("import", format!("cannot read {}: {error}", file.display())))?
@@ -510,7 +510,7 @@ fn holds_url_credentials(value: &str) -> bool {
 
 /// An import never overwrites a secret file that holds another value.
 fn refuse_a_different_secret(ctx: &Context, path: &Path, value: &str, field: &str) -> Result<(), ToolError> {
-    let existing = CurrentFile::read(&ctx.root.host_path(path))
+    let existing = CurrentFile::read(&ctx.root().host_path(path))
         .map_err(|error| ToolError::failed(format!("read {}: {error}", path.display())))?;
     match existing {
         Some(existing) if String::from_utf8_lossy(&existing.content).trim() != value => Err(ToolError::input(

@@ -5,14 +5,13 @@
 //! sent only as a client-computed SCRAM-SHA-256 verifier) and the database (owned by the role,
 //! UTF8), merges the docker host address into `listen_addresses`, adds one pg_hba.conf rule
 //! where no earlier rule shadows it, reloads (and restarts when asked), logs in as the role over
-//! TCP to prove it, and adds the `[database]` settings to the document for pretix-cfg. `check`
+//! TCP to prove it, and adds the `[database]` settings to the document for pretix-cfg. `verify`
 //! reports the same things read-only.
 //!
-//! The code map: `plan` decides (pure), `provision` and `check` run the verbs, `session` is the
+//! The code map: `plan` decides (pure), `provision` and `verify` run the verbs, `session` is the
 //! one seam to the PostgreSQL superuser, `inspect` reads the server, `hba` and `listen` plan
 //! the two config files, `scram` makes and checks verifiers, `names` validates and quotes.
 
-pub mod check;
 pub mod error;
 pub mod hba;
 pub mod inspect;
@@ -24,6 +23,7 @@ pub mod provision;
 pub mod resolve;
 pub mod scram;
 pub mod session;
+pub mod verify;
 
 use clap::{FromArgMatches, Subcommand};
 use pretix_site::{Context, Document, Tool, ToolError};
@@ -36,8 +36,8 @@ pub enum Command {
     /// Converge PostgreSQL to the document: role, database, listen_addresses, pg_hba.conf
     Apply,
     /// Read-only: report each part as ok, warning or failure (exit 1 on any failure)
-    Check,
-    /// Internal: the superuser session, run as the postgres system user by `apply` and `check`
+    Verify,
+    /// Internal: the superuser session, run as the postgres system user by `apply` and `verify`
     #[command(hide = true)]
     AdminSession(session::AdminSessionArgs),
 }
@@ -51,16 +51,16 @@ impl Tool for DbTool {
     const ABOUT: &'static str = "PostgreSQL for pretix: role, database, listen_addresses, pg_hba.conf";
 
     fn is_read_only(command: &Command) -> bool {
-        matches!(command, Command::Check | Command::AdminSession(_))
+        matches!(command, Command::Verify | Command::AdminSession(_))
     }
 
     fn run(command: &Command, ctx: &mut Context, document: &mut Document) -> Result<String, ToolError> {
         match command {
             Command::Apply => provision::apply(ctx, document),
-            Command::Check => check::check(ctx, document),
+            Command::Verify => verify::verify(ctx, document),
             Command::AdminSession(_) => Err(ToolError::input(
                 "verb",
-                "admin-session is internal to pretix-db (its superuser session): use apply or check",
+                "admin-session is internal to pretix-db (its superuser session): use apply or verify",
             )),
         }
     }

@@ -36,7 +36,7 @@ pub fn apply(ctx: &mut Context, document: &mut Document) -> Result<String, ToolE
     }
     let admin_password = resolve::admin_password(ctx, &section)?;
     let password = resolve::resolve_password(ctx, &section, &paths)?;
-    if ctx.offline {
+    if ctx.is_offline() {
         return apply_offline(ctx, document, &section, &paths, &desired, &password);
     }
     let route = resolve::admin_route(&section, admin_password.as_ref())?;
@@ -84,10 +84,10 @@ pub fn apply(ctx: &mut Context, document: &mut Document) -> Result<String, ToolE
         .clone()
         .unwrap_or_else(|| state.config_file.clone());
     let hba_path = section.pg_hba_conf.clone().unwrap_or_else(|| state.hba_file.clone());
-    let conf = resolve::read_conf(&ctx.root, &conf_path, "database.postgresql_conf")?;
-    let hba = resolve::read_conf(&ctx.root, &hba_path, "database.pg_hba_conf")?;
+    let conf = resolve::read_conf(ctx.root(), &conf_path, "database.postgresql_conf")?;
+    let hba = resolve::read_conf(ctx.root(), &hba_path, "database.pg_hba_conf")?;
     // Under --root the files are staged elsewhere; the server's own files are not edited.
-    let live_files = !ctx.root.is_redirected();
+    let live_files = !ctx.root().is_redirected();
     let conf_is_live = live_files && plan::same_file(&conf_path, &state.config_file);
     let hba_is_live = live_files && plan::same_file(&hba_path, &state.hba_file);
     if live_files && !conf_is_live {
@@ -165,7 +165,7 @@ pub fn apply(ctx: &mut Context, document: &mut Document) -> Result<String, ToolE
         session = new_session;
         live_listen = listening;
     }
-    if !ctx.check {
+    if !ctx.is_check() {
         verify(ctx, session.as_mut(), &desired, &password, &live_listen, reloaded)?;
     }
     drop(session);
@@ -194,7 +194,7 @@ fn apply_offline(
         .or_else(|| debian_cluster_file(ctx, "pg_hba.conf"));
     match &postgresql_conf {
         Some(path) => {
-            let conf = resolve::read_conf(&ctx.root, path, "database.postgresql_conf")?;
+            let conf = resolve::read_conf(ctx.root(), path, "database.postgresql_conf")?;
             let listen = plan::plan_listen(&conf.text, path, &desired.listen_required(), "*", "offline", None)?;
             if let Some(text) = listen.file.as_ref().and_then(|file| file.new_text.as_deref()) {
                 write_conf(ctx, &conf, text)?;
@@ -206,7 +206,7 @@ fn apply_offline(
     }
     match &pg_hba_conf {
         Some(path) => {
-            let hba = resolve::read_conf(&ctx.root, path, "database.pg_hba_conf")?;
+            let hba = resolve::read_conf(ctx.root(), path, "database.pg_hba_conf")?;
             let hba_plan = plan::plan_pg_hba(&hba.text, desired, None, path)?;
             let changed = match hba_plan.new_text.as_deref() {
                 Some(text) => write_conf(ctx, &hba, text)?,
@@ -232,11 +232,11 @@ fn apply_offline(
 /// `/etc/postgresql/<version>/main/<name>`, when there is exactly one.
 fn debian_cluster_file(ctx: &mut Context, name: &str) -> Option<PathBuf> {
     let base = Path::new("/etc/postgresql");
-    let entries = std::fs::read_dir(ctx.root.host_path(base)).ok()?;
+    let entries = std::fs::read_dir(ctx.root().host_path(base)).ok()?;
     let found: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|entry| base.join(entry.file_name()).join("main").join(name))
-        .filter(|candidate| ctx.root.host_path(candidate).is_file())
+        .filter(|candidate| ctx.root().host_path(candidate).is_file())
         .collect();
     match found.as_slice() {
         [only] => {
@@ -269,7 +269,7 @@ fn apply_role(
     let role = quote_ident(&desired.role);
     // The verifier is computed here, with a fresh salt, and only when it is sent; the
     // plaintext never leaves this process.
-    let check = ctx.check;
+    let check = ctx.is_check();
     let verifier = || {
         if check {
             String::new()
@@ -347,7 +347,7 @@ fn apply_database(
 
 /// Runs one changing statement (not in check mode) and records it.
 fn execute(ctx: &mut Context, session: &mut dyn AdminSession, sql: &str, message: &str) -> Result<(), ToolError> {
-    if !ctx.check {
+    if !ctx.is_check() {
         session
             .query(sql, &[])
             .map_err(|failure| statement_error(session, message, &failure))?;
@@ -402,7 +402,7 @@ fn describe_hba(ctx: &mut Context, action: &HbaAction, changed: bool) {
 
 /// `pg_reload_conf()`, so pg_hba.conf takes effect. Returns whether it was done.
 fn reload(ctx: &mut Context, session: &mut dyn AdminSession, live_files: bool) -> Result<bool, ToolError> {
-    if ctx.check {
+    if ctx.is_check() {
         ctx.note("would reload the postgresql configuration (pg_reload_conf)");
         return Ok(false);
     }
@@ -438,7 +438,7 @@ fn restart(
         ));
         return Ok((session, live.to_owned()));
     }
-    if ctx.check || ctx.root.is_redirected() {
+    if ctx.is_check() || ctx.root().is_redirected() {
         // The seam only reports it (check mode, --root): the server and the session stay.
         ctx.systemctl(&["restart", &section.service])?;
         return Ok((session, live.to_owned()));
@@ -466,7 +466,7 @@ fn verify(
     live_listen: &str,
     reloaded: bool,
 ) -> Result<(), ToolError> {
-    if ctx.root.is_redirected() {
+    if ctx.root().is_redirected() {
         ctx.note("not verified (--root): the login over tcp tests the server's own files, which this run did not edit");
         return Ok(());
     }
@@ -585,7 +585,7 @@ fn update_document(
     desired: &Desired,
     password: &PasswordChoice,
 ) -> Result<(), ToolError> {
-    if section.password.is_none() || (section.rotate_password && !ctx.check) {
+    if section.password.is_none() || (section.rotate_password && !ctx.is_check()) {
         let mut raw = match document.raw_section("database") {
             Some(Value::Object(map)) => Value::Object(map.clone()),
             _ => json!({}),
@@ -595,7 +595,7 @@ fn update_document(
                 "password".to_owned(),
                 json!({ "secret_file": password.reference.secret_file }),
             );
-            if section.rotate_password && !ctx.check {
+            if section.rotate_password && !ctx.is_check() {
                 // Rotation is a one-off: the document that comes out must not rotate again.
                 map.insert("rotate_password".to_owned(), Value::Bool(false));
             }
@@ -632,7 +632,7 @@ fn summary(ctx: &Context, desired: &Desired) -> String {
         "role {}, database {}, reachable at {}:{} from {}",
         desired.role, desired.database, desired.docker_host, desired.port, desired.subnet
     );
-    match (ctx.check, ctx.has_changed()) {
+    match (ctx.is_check(), ctx.has_changed()) {
         (true, true) => format!("planned changes for {what}"),
         (_, false) => format!("postgresql is ready for pretix: {what}"),
         (false, true) => format!("postgresql provisioned for pretix: {what}"),

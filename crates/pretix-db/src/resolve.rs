@@ -193,7 +193,7 @@ pub fn resolve_password(ctx: &mut Context, section: &Database, paths: &Paths) ->
             rotate: false,
         });
     }
-    match std::fs::symlink_metadata(ctx.root.host_path(&reference.secret_file)) {
+    match std::fs::symlink_metadata(ctx.root().host_path(&reference.secret_file)) {
         Ok(_) => {
             let secret = ctx.read_secret(&reference, "database.password")?;
             Ok(PasswordChoice {
@@ -223,7 +223,7 @@ fn generate(ctx: &mut Context) -> Secret {
 }
 
 /// The password as the secrets file holds it, if it can be had without writing anything
-/// (for the read-only `check`).
+/// (for the read-only `verify`).
 pub fn existing_password(
     ctx: &mut Context,
     section: &Database,

@@ -14,7 +14,7 @@ pub enum Command {
     /// Converge the host to the document (not implemented yet)
     Apply,
     /// Read-only: report each item as ok, warning or failure (not implemented yet)
-    Check,
+    Verify,
     /// Build the custom image (not implemented yet)
     Build,
 }
@@ -28,7 +28,7 @@ impl Tool for PluginTool {
     const ABOUT: &'static str = "a custom pretix image with plugins (not implemented yet)";
 
     fn is_read_only(command: &Command) -> bool {
-        matches!(command, Command::Check)
+        matches!(command, Command::Verify)
     }
 
     fn run(command: &Command, _ctx: &mut Context, document: &mut Document) -> Result<String, ToolError> {

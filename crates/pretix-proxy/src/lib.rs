@@ -14,7 +14,7 @@ pub enum Command {
     /// Converge the host to the document (not implemented yet)
     Apply,
     /// Read-only: report each item as ok, warning or failure (not implemented yet)
-    Check,
+    Verify,
 }
 
 /// The `pretix-proxy` tool.
@@ -26,7 +26,7 @@ impl Tool for ProxyTool {
     const ABOUT: &'static str = "the nginx TLS reverse proxy site for pretix (not implemented yet)";
 
     fn is_read_only(command: &Command) -> bool {
-        matches!(command, Command::Check)
+        matches!(command, Command::Verify)
     }
 
     fn run(command: &Command, _ctx: &mut Context, document: &mut Document) -> Result<String, ToolError> {

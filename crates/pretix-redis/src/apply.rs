@@ -3,7 +3,7 @@
 
 use pretix_site::fs::{DirSpec, FilePlan, FileSpec};
 use pretix_site::sections::{Paths, Redis, RedisSocketMode};
-use pretix_site::service::ServiceOutcome;
+use pretix_site::service::{ServiceOutcome, SkipReason};
 use pretix_site::{Context, Document, Secret, ToolError};
 
 use crate::conf::{self, ConfWanted, TcpWanted};
@@ -27,7 +27,25 @@ enum Server {
     /// Restarted (or, in tests, recorded as restarted): wait for it.
     Restarted,
     /// redis.conf changed but there was no restart (`--root`, check mode, `restart: false`).
-    RestartSkipped(&'static str),
+    RestartSkipped(NoRestart),
+}
+
+/// Why redis-server was not restarted after its redis.conf changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NoRestart {
+    /// The service seam skipped it (check mode, `--root`).
+    Skipped(SkipReason),
+    /// `redis.restart: false`.
+    Disabled,
+}
+
+impl std::fmt::Display for NoRestart {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoRestart::Skipped(reason) => reason.fmt(formatter),
+            NoRestart::Disabled => formatter.write_str("redis.restart is off"),
+        }
+    }
 }
 
 pub fn apply(ctx: &mut Context, document: &mut Document) -> Result<String, ToolError> {
@@ -40,12 +58,12 @@ pub fn apply(ctx: &mut Context, document: &mut Document) -> Result<String, ToolE
     }
 
     // Inspect and plan: every check happens here, before anything is changed.
-    let current = inspect::read_conf(&ctx.root, &desired.config_file)?;
+    let current = inspect::read_conf(ctx.root(), &desired.config_file)?;
     for secret in conf::secrets_in(&current.text) {
         ctx.register_secret(&secret);
     }
     let redis_gid = match desired.mode {
-        RedisSocketMode::Group => Some(inspect::redis_gid(&ctx.root)?),
+        RedisSocketMode::Group => Some(inspect::redis_gid(ctx.root())?),
         RedisSocketMode::World | RedisSocketMode::Tcp => None,
     };
     let password = match &desired.tcp {
@@ -88,11 +106,11 @@ pub fn apply(ctx: &mut Context, document: &mut Document) -> Result<String, ToolE
     if desired.tcp.is_some() {
         // Without its other bits the file must still be readable by redis-server (User=redis,
         // Group=redis on Debian), through its owner or group.
-        let redis_uid = pretix_site::users::lookup_user(&ctx.root, settings::REDIS_GROUP)
+        let redis_uid = pretix_site::users::lookup_user(ctx.root(), settings::REDIS_GROUP)
             .ok()
             .flatten()
             .map(|user| user.uid);
-        let redis_gid = pretix_site::users::lookup_group(&ctx.root, settings::REDIS_GROUP)
+        let redis_gid = pretix_site::users::lookup_group(ctx.root(), settings::REDIS_GROUP)
             .ok()
             .flatten();
         let readable = redis_uid == Some(current.uid)
@@ -118,7 +136,7 @@ pub fn apply(ctx: &mut Context, document: &mut Document) -> Result<String, ToolE
         ));
     }
     if let Some(tcp) = &desired.tcp
-        && !ctx.offline
+        && !ctx.is_offline()
     {
         let port_changes = conf::facts(&current.text).port.unwrap_or(6379) != tcp.port;
         crate::server::tcp_preflight(tcp.bind, tcp.port, port_changes).map_err(RedisSetupError::Preflight)?;
@@ -178,7 +196,7 @@ pub fn apply(ctx: &mut Context, document: &mut Document) -> Result<String, ToolE
     } else if desired.restart {
         match ctx.systemctl(&["restart", &desired.service]) {
             Ok(ServiceOutcome::Performed) => Server::Restarted,
-            Ok(ServiceOutcome::Skipped { reason }) => Server::RestartSkipped(reason),
+            Ok(ServiceOutcome::Skipped { reason }) => Server::RestartSkipped(NoRestart::Skipped(reason)),
             Err(error) => {
                 return Err(ToolError::Failed(anyhow::anyhow!(
                     "systemctl restart {service} failed: {error}: see journalctl -u {service}, fix the cause, then \
@@ -193,7 +211,7 @@ pub fn apply(ctx: &mut Context, document: &mut Document) -> Result<String, ToolE
              socket pretix is told to use may not exist",
             desired.service
         ));
-        Server::RestartSkipped("redis.restart is off")
+        Server::RestartSkipped(NoRestart::Disabled)
     };
     let verified = verify(
         ctx,
@@ -241,7 +259,7 @@ fn write_secrets(
 
 /// Other drop-ins read after ours that turn `RuntimeDirectoryPreserve` off again.
 pub fn overriding_dropins(ctx: &Context, desired: &Desired) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(ctx.root.host_path(&desired.dropin_dir)) else {
+    let Ok(entries) = std::fs::read_dir(ctx.root().host_path(&desired.dropin_dir)) else {
         return Vec::new();
     };
     let mut names: Vec<String> = entries
@@ -253,7 +271,7 @@ pub fn overriding_dropins(ctx: &Context, desired: &Desired) -> Vec<String> {
     names
         .into_iter()
         .filter_map(|name| {
-            let text = std::fs::read_to_string(ctx.root.host_path(&desired.dropin_dir.join(&name))).ok()?;
+            let text = std::fs::read_to_string(ctx.root().host_path(&desired.dropin_dir.join(&name))).ok()?;
             let value = dropin::overriding_preserve(settings::DROPIN_FILE_NAME, &name, &text)?;
             Some(format!(
                 "{} sets RuntimeDirectoryPreserve={value} and is read after {}: /run/redis would be removed on \
@@ -274,7 +292,7 @@ fn verify(
     server: Server,
     rollback: &str,
 ) -> Result<String, ToolError> {
-    if ctx.offline {
+    if ctx.is_offline() {
         ctx.note("not verified (--offline): redis-server was not contacted");
         return Ok("not verified (--offline)".to_owned());
     }
@@ -283,7 +301,11 @@ fn verify(
         ctx.note(message.clone());
         return Ok(message);
     }
-    let socket = Target::socket(ctx.root.host_path(&desired.socket), &desired.socket, password.cloned());
+    let socket = Target::socket(
+        ctx.root().host_path(&desired.socket),
+        &desired.socket,
+        password.cloned(),
+    );
     if server == Server::Restarted {
         let waited = socket
             .wait_until_answering(desired.restart_timeout())
@@ -339,7 +361,7 @@ pub fn too_few_databases(databases: Databases, service: &str) -> String {
 
 /// The socket's mode (and group, in group mode) as the mode demands.
 fn verify_socket_file(ctx: &Context, desired: &Desired, redis_gid: Option<u32>) -> Result<String, RedisSetupError> {
-    let path = ctx.root.host_path(&desired.socket);
+    let path = ctx.root().host_path(&desired.socket);
     let file = crate::server::socket_file(&path).map_err(|error| {
         RedisSetupError::Verification(format!("cannot inspect {}: {error}", desired.socket.display()))
     })?;

@@ -222,7 +222,7 @@ pub fn secrets_in(text: &str) -> Vec<Secret> {
     secrets
 }
 
-/// What redis.conf says about the owned directives, for `check`.
+/// What redis.conf says about the owned directives, for `verify`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ConfFacts {
     pub unixsocket: Option<String>,

@@ -101,7 +101,7 @@ pub struct PasswordChoice {
 /// Nothing is written here.
 pub fn resolve_password(ctx: &mut Context, tcp: &TcpDesired) -> Result<PasswordChoice, ToolError> {
     let reference = tcp.password.clone();
-    let exists = match std::fs::symlink_metadata(ctx.root.host_path(&reference.secret_file)) {
+    let exists = match std::fs::symlink_metadata(ctx.root().host_path(&reference.secret_file)) {
         Ok(_) => true,
         Err(error) if error.kind() == io::ErrorKind::NotFound => false,
         Err(error) => {

@@ -10,13 +10,12 @@
 //!
 //! The modules follow inspect → pure plan → apply: `settings` (the section, checked), `conf` and
 //! `dropin` (pure planning), `inspect` (reading the host), `server` (the one Redis adapter),
-//! `pretix_config` (the document), `apply` and `check` (the verbs).
+//! `pretix_config` (the document), `apply` and `verify` (the verbs).
 
 use clap::Subcommand;
 use pretix_site::{Context, Document, Tool, ToolError};
 
 pub mod apply;
-pub mod check;
 pub mod conf;
 pub mod dropin;
 pub mod error;
@@ -24,6 +23,7 @@ pub mod inspect;
 pub mod pretix_config;
 pub mod server;
 pub mod settings;
+pub mod verify;
 
 pub use error::RedisSetupError;
 
@@ -34,7 +34,7 @@ pub enum Command {
     /// redis.conf changed, verify it answers, and add pretix's [redis] and [celery] settings to the document
     Apply,
     /// Read-only: report redis.conf, the drop-in, the socket and the server as ok, warning or failure
-    Check,
+    Verify,
 }
 
 /// The `pretix-redis` tool.
@@ -47,13 +47,13 @@ impl Tool for RedisTool {
         "Redis for pretix: the unix socket (world, group or tcp mode), the systemd drop-in, verification";
 
     fn is_read_only(command: &Command) -> bool {
-        matches!(command, Command::Check)
+        matches!(command, Command::Verify)
     }
 
     fn run(command: &Command, ctx: &mut Context, document: &mut Document) -> Result<String, ToolError> {
         match command {
             Command::Apply => apply::apply(ctx, document),
-            Command::Check => check::check(ctx, document),
+            Command::Verify => verify::verify(ctx, document),
         }
     }
 }

@@ -555,6 +555,31 @@ fn set_dir_attributes(host_path: &Path, spec: &DirSpec) -> io::Result<()> {
     dir.set_permissions(Permissions::from_mode(spec.mode))
 }
 
+/// Records who holds the lock. Best effort: the lock itself is the flock, not this text.
+fn write_lock_holder(file: &File, holder: &str) {
+    use std::os::unix::fs::FileExt;
+    let line = format!(
+        "pid {} ({holder}) since {}\n",
+        std::process::id(),
+        crate::clock::Stamp::now()
+    );
+    let _ = file.set_len(0).and_then(|()| file.write_all_at(line.as_bytes(), 0));
+}
+
+/// Who holds the lock, as its holder wrote it.
+fn lock_holder(file: &File) -> String {
+    use std::os::unix::fs::FileExt;
+    let mut buffer = [0u8; 200];
+    let read = file.read_at(&mut buffer, 0).unwrap_or(0);
+    let text = String::from_utf8_lossy(&buffer[..read]);
+    let line = text.lines().next().unwrap_or("").trim();
+    if line.is_empty() || line.chars().any(char::is_control) {
+        "another pretix toolkit run (it wrote no pid)".to_owned()
+    } else {
+        line.to_owned()
+    }
+}
+
 /// A host-wide lock held for the length of a run, so two runs do not interleave their edits.
 #[derive(Debug)]
 pub struct RunLock {
@@ -567,6 +592,18 @@ impl RunLock {
     /// root), reached without a symlink: another user must not be able to hold the host's lock
     /// or make root create files elsewhere, so keep it in a root-owned directory.
     pub fn acquire(root: &Root, lock_file: &Path, timeout: Duration) -> anyhow::Result<RunLock> {
+        RunLock::acquire_for(root, lock_file, timeout, "a pretix toolkit run", &mut |_| {})
+    }
+
+    /// `acquire`, writing who holds the lock (`holder`, the pid, the time) into the lock file,
+    /// and telling `report` who holds it while waiting, so a run never waits silently.
+    pub fn acquire_for(
+        root: &Root,
+        lock_file: &Path,
+        timeout: Duration,
+        holder: &str,
+        report: &mut dyn FnMut(&str),
+    ) -> anyhow::Result<RunLock> {
         use rustix::fs::{Mode, OFlags};
         let host_path = root.host_path(lock_file);
         if let Some(parent) = host_path.parent() {
@@ -578,7 +615,7 @@ impl RunLock {
         }
         let fd = rustix::fs::open(
             &host_path,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+            OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
             Mode::from_raw_mode(0o600),
         )
         .map_err(io::Error::from)
@@ -593,16 +630,31 @@ impl RunLock {
                 metadata.uid()
             );
         }
-        let deadline = Instant::now() + timeout;
+        let started = Instant::now();
+        let mut next_report = started;
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(RunLock { _file: file }),
-                Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                Ok(()) => {
+                    write_lock_holder(&file, holder);
+                    return Ok(RunLock { _file: file });
+                }
+                Err(fs::TryLockError::WouldBlock) if started.elapsed() < timeout => {
+                    if Instant::now() >= next_report {
+                        report(&format!(
+                            "waiting for the host lock {}: held by {}; giving up after {}s",
+                            lock_file.display(),
+                            lock_holder(&file),
+                            timeout.as_secs().saturating_sub(started.elapsed().as_secs())
+                        ));
+                        next_report = Instant::now() + Duration::from_secs(15);
+                    }
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 Err(fs::TryLockError::WouldBlock) => anyhow::bail!(
-                    "another pretix toolkit run holds {} after waiting {}s: wait for it to finish",
+                    "the host lock {} is still held by {} after waiting {}s: wait for that run to finish, \
+                     or end it if it hangs",
                     lock_file.display(),
+                    lock_holder(&file),
                     timeout.as_secs()
                 ),
                 Err(fs::TryLockError::Error(error)) => {

@@ -5,7 +5,7 @@
 //! It also holds the one Docker seam (`docker`), a narrow adapter over the Engine API; what to do
 //! with PostgreSQL, Redis, nginx or a container lives in the tools.
 
-pub mod ansible;
+pub mod clock;
 pub mod docker;
 pub mod document;
 pub mod error;
@@ -21,7 +21,10 @@ pub mod sections;
 pub mod service;
 pub mod users;
 
+/// The Ansible front end, also reachable as `run::ansible`.
+pub use run::ansible;
+
 pub use document::Document;
 pub use error::ToolError;
-pub use run::{CommonArgs, Context, Tool};
+pub use run::{CommonArgs, Context, Mode, Options, Tool, Verbosity};
 pub use secret::{Secret, SecretRef};

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub struct ToolResult {
     /// The tool, e.g. `pretix-db`.
     pub tool: String,
-    /// The verb, e.g. `apply` or `check`.
+    /// The verb, e.g. `apply` or `verify`.
     pub verb: String,
     /// Whether anything changed (in check mode: would change).
     pub changed: bool,
@@ -19,6 +19,10 @@ pub struct ToolResult {
     /// Whether this was a check-mode (plan only) run.
     #[serde(default)]
     pub check_mode: bool,
+    /// Whether this run read its document from a file and so began a pipeline: the
+    /// upstream-failure gate looks only at the results from the last such run on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub starts_pipeline: bool,
     /// A human summary, secrets redacted.
     pub msg: String,
     /// What was done (or in check mode, what would be done), one line each.
@@ -30,7 +34,7 @@ pub struct ToolResult {
     /// Things a sysadmin should know that did not stop the run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
-    /// The findings of a `check` verb.
+    /// The findings of a `verify` verb.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckItem>,
 }
@@ -90,7 +94,7 @@ impl FileDiff {
     }
 }
 
-/// One finding of a read-only `check`.
+/// One finding of the read-only `verify`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckItem {

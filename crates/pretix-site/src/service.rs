@@ -28,8 +28,26 @@ pub enum ServiceOutcome {
     Performed,
     /// Not performed because of `--root` or check mode; the caller reports it.
     Skipped {
-        reason: &'static str,
+        reason: SkipReason,
     },
+}
+
+/// Why a service action was not performed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// `--check`: nothing acts.
+    CheckMode,
+    /// `--root DIR`: the files are staged, the host's services are not ours to touch.
+    StagingRoot,
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(match self {
+            SkipReason::CheckMode => "check mode",
+            SkipReason::StagingRoot => "--root",
+        })
+    }
 }
 
 /// The systemctl seam.
@@ -63,10 +81,14 @@ impl Services {
     /// Runs `systemctl <args>`, or reports/records it. `check` runs never act.
     pub fn systemctl(&self, args: &[&str], check: bool, log: &mut dyn FnMut(&str)) -> anyhow::Result<ServiceOutcome> {
         if check {
-            return Ok(ServiceOutcome::Skipped { reason: "check mode" });
+            return Ok(ServiceOutcome::Skipped {
+                reason: SkipReason::CheckMode,
+            });
         }
         match &self.mode {
-            Mode::ReportOnly => Ok(ServiceOutcome::Skipped { reason: "--root" }),
+            Mode::ReportOnly => Ok(ServiceOutcome::Skipped {
+                reason: SkipReason::StagingRoot,
+            }),
             Mode::Record(path) => {
                 let line = serde_json::json!({ "argv": std::iter::once("systemctl").chain(args.iter().copied()).collect::<Vec<_>>() });
                 let mut file = std::fs::OpenOptions::new()

@@ -43,7 +43,7 @@ impl ToolRun {
         self.actions().iter().any(|action| action.starts_with(prefix))
     }
 
-    /// Status and message of the first `check` item called `name`.
+    /// Status and message of the first `verify` item called `name`.
     pub fn check_item(&self, name: &str) -> Option<(String, String)> {
         self.result()["checks"].as_array()?.iter().find_map(|item| {
             (item["name"] == name).then(|| {

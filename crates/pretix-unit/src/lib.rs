@@ -14,7 +14,7 @@ pub enum Command {
     /// Converge the host to the document (not implemented yet)
     Apply,
     /// Read-only: report each item as ok, warning or failure (not implemented yet)
-    Check,
+    Verify,
     /// Run `pretix upgrade` in the container (not implemented yet)
     Upgrade,
     /// Run `pretix migrate` in the container (not implemented yet)
@@ -30,7 +30,7 @@ impl Tool for UnitTool {
     const ABOUT: &'static str = "the pretix container and its systemd unit (not implemented yet)";
 
     fn is_read_only(command: &Command) -> bool {
-        matches!(command, Command::Check)
+        matches!(command, Command::Verify)
     }
 
     fn run(command: &Command, _ctx: &mut Context, document: &mut Document) -> Result<String, ToolError> {

@@ -136,7 +136,7 @@ fn check_verb_passes_after_apply_and_fails_on_a_readable_file() {
     let password = secret(root.path(), "database-password", "correct horse battery staple");
     let root_arg = root.path().display().to_string();
     let applied = run(&["apply", "--root", &root_arg], &guide_site(&password));
-    let good = run(&["check", "--root", &root_arg], &applied.document);
+    let good = run(&["verify", "--root", &root_arg], &applied.document);
     assert_eq!(good.code, 0, "{}", good.stderr);
     let checks = good.result()["checks"].as_array().expect("checks").clone();
     assert!(checks.iter().all(|item| item["status"] == "ok"), "{checks:?}");
@@ -145,7 +145,7 @@ fn check_verb_passes_after_apply_and_fails_on_a_readable_file() {
         std::fs::Permissions::from_mode(0o644),
     )
     .expect("chmod");
-    let bad = run(&["check", "--root", &root_arg], &applied.document);
+    let bad = run(&["verify", "--root", &root_arg], &applied.document);
     assert_eq!(bad.code, 1);
     assert!(bad.result()["checks"].to_string().contains("no access for others"));
 
@@ -161,7 +161,7 @@ fn check_verb_passes_after_apply_and_fails_on_a_readable_file() {
     )
     .expect("chmod");
     std::fs::set_permissions(root.path().join("etc/pretix"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let bad = run(&["check", "--root", &root_arg], &applied.document);
+    let bad = run(&["verify", "--root", &root_arg], &applied.document);
     assert_eq!(bad.code, 1);
     let failed: Vec<String> = bad.result()["checks"]
         .as_array()

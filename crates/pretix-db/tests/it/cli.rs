@@ -10,7 +10,7 @@ fn command_line_is_consistent() {
 #[test]
 fn the_internal_session_verb_is_hidden_and_refused_as_a_verb() {
     let help = pretix_site::run::command::<DbTool>().render_help().to_string();
-    assert!(help.contains("apply") && help.contains("check"), "{help}");
+    assert!(help.contains("apply") && help.contains("verify"), "{help}");
     assert!(!help.contains("admin-session"), "{help}");
     // Through the Ansible adapter a verb name is all it takes: it must not start a session.
     let dir = tempfile::tempdir().expect("dir");

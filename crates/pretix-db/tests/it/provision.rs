@@ -1,4 +1,4 @@
-//! `apply` and `check` against a real cluster, through both superuser routes.
+//! `apply` and `verify` against a real cluster, through both superuser routes.
 
 use std::os::unix::fs::MetadataExt;
 
@@ -8,7 +8,7 @@ use crate::support::{fingerprint, login, password_from, run_tool, secret_file, s
 use pretix_testkit::{Postgres, SUPERUSER_PASSWORD};
 
 /// As root with no connection string, the superuser session runs as the postgres system user
-/// (peer authentication on the socket). Before: `--check` and `check` change nothing. Then a
+/// (peer authentication on the socket). Before: `--check` and `verify` change nothing. Then a
 /// fresh provision, the login with the password, and a re-run that changes nothing at all.
 #[test]
 fn fresh_provision_as_root_through_the_postgres_user_then_a_rerun_changes_nothing() {
@@ -34,7 +34,7 @@ fn fresh_provision_as_root_through_the_postgres_user_then_a_rerun_changes_nothin
         planned.actions()
     );
     // check: read-only, and it fails (nothing is there yet).
-    let checked = run_tool(&["check"], &document, &env);
+    let checked = run_tool(&["verify"], &document, &env);
     assert_eq!(checked.code, 1, "{}", checked.describe());
     assert!(checked.msg().contains("role"), "{}", checked.msg());
     assert!(checked.msg().contains("database"), "{}", checked.msg());
@@ -159,7 +159,7 @@ fn fresh_provision_as_root_through_the_postgres_user_then_a_rerun_changes_nothin
     assert!(!systemctl_log.exists(), "nothing needed a restart");
 
     // check: every item ok.
-    let checked = run_tool(&["check"], &second.next_input(), &env);
+    let checked = run_tool(&["verify"], &second.next_input(), &env);
     assert_eq!(checked.code, 0, "{}", checked.describe());
     let statuses: Vec<(String, String)> = checked.result()["checks"]
         .as_array()

@@ -25,7 +25,7 @@ fn sql_ascii_cluster_fails_with_the_fix_and_changes_nothing() {
         assert_eq!(run.result()["failed"], Value::Bool(true));
         assert!(!run.changed(), "{:?}", run.actions());
     }
-    let checked = run_tool(&["check"], &document, &[]);
+    let checked = run_tool(&["verify"], &document, &[]);
     assert_eq!(checked.code, 1, "{}", checked.describe());
     let encoding = checked.result()["checks"]
         .as_array()
@@ -47,10 +47,10 @@ fn stopped_server_is_a_clear_failure_with_exit_1() {
     let home = tempfile::tempdir().expect("home");
     let document = site(&cluster, home.path());
     cluster.stop();
-    for args in [&["apply"][..], &["check"][..]] {
+    for args in [&["apply"][..], &["verify"][..]] {
         let run = run_tool(args, &document, &[]);
         assert_eq!(run.code, 1, "{args:?}: {}", run.describe());
-        let text = if args == ["check"] {
+        let text = if args == ["verify"] {
             run.stderr.clone()
         } else {
             run.msg().to_owned()

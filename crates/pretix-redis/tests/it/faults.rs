@@ -66,11 +66,8 @@ fn a_missing_redis_conf_is_a_clear_error() {
 fn an_unreadable_redis_conf_is_a_clear_error() {
     let stage = Stage::new();
     let before = mtime(&stage.conf());
-    // As a user who may not enter /etc/redis (2770 redis:redis), as on Debian; the host lock's
-    // directory is that user's, so the run gets as far as reading redis.conf.
-    let lock_dir = stage.path("/run/pretix-toolkit");
-    std::fs::create_dir(&lock_dir).expect("mkdir");
-    std::os::unix::fs::chown(&lock_dir, Some(PRETIX_UID), Some(PRETIX_UID)).expect("chown");
+    // As a user who may not enter /etc/redis (2770 redis:redis), as on Debian: only a plan,
+    // since a changing run as that user stops before anything (tested below).
     let mut command = Command::new("setpriv");
     command
         .args([
@@ -79,6 +76,7 @@ fn an_unreadable_redis_conf_is_a_clear_error() {
             "--clear-groups",
             BIN,
             "apply",
+            "--check",
             "--root",
         ])
         .arg(stage.root());
@@ -92,6 +90,30 @@ fn an_unreadable_redis_conf_is_a_clear_error() {
     assert!(outcome.msg().contains("Permission denied"), "{}", outcome.msg());
     assert!(outcome.msg().ends_with("run pretix-redis as root"), "{}", outcome.msg());
     assert_eq!(mtime(&stage.conf()), before);
+}
+
+#[test]
+fn a_changing_run_as_another_user_stops_before_the_lock() {
+    let stage = Stage::new();
+    let mut command = Command::new("setpriv");
+    command
+        .args([
+            &format!("--reuid={PRETIX_UID}"),
+            &format!("--regid={PRETIX_UID}"),
+            "--clear-groups",
+            BIN,
+            "apply",
+            "--root",
+        ])
+        .arg(stage.root());
+    let outcome = run_with(&mut command, &site(json!({})));
+    assert_eq!(outcome.code, 2, "{}", outcome.stderr);
+    assert_eq!(
+        outcome.msg(),
+        "(user): pretix-redis apply changes files and services that belong to root: run it as root \
+         (sudo pretix-redis apply ...), or see what it would do with --check"
+    );
+    assert!(!stage.path("/run/pretix-toolkit").exists(), "the lock was taken");
 }
 
 #[test]

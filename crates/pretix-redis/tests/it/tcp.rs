@@ -91,7 +91,7 @@ fn tcp_mode_generates_a_password_keeps_it_out_of_sight_and_answers_with_it() {
     assert!(second.actions().contains(&expected), "{:?}", second.actions());
     assert!(!second.stdout.contains(&password) && !second.stderr.contains(&password));
 
-    let check = run(&["check", "--root", &stage.root_arg()], &second.document);
+    let check = run(&["verify", "--root", &stage.root_arg()], &second.document);
     assert_eq!(check.code, 0, "{}", check.stderr);
     assert_eq!(
         check.check_item("requirepass").map(|item| item.0),
@@ -102,7 +102,7 @@ fn tcp_mode_generates_a_password_keeps_it_out_of_sight_and_answers_with_it() {
     // Another password in the file than in redis.conf: the server refuses it, clearly.
     std::fs::write(&password_file, "another-password-entirely\n").expect("write");
     std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    let check = run(&["check", "--root", &stage.root_arg()], &second.document);
+    let check = run(&["verify", "--root", &stage.root_arg()], &second.document);
     assert_eq!(check.code, 1, "{}", check.stderr);
     let (status, message) = check.check_item("answering").expect("answering item");
     assert_eq!(status, "failure");

@@ -2,7 +2,7 @@ use pretix_site::ansible::{module_result, parse_module_args};
 use pretix_site::error::ToolError;
 use pretix_site::report::{FileDiff, ToolResult};
 
-const ARGS: &str = r#"{"database": {"name": "shop", "port": "5433"}, "verb": "check",
+const ARGS: &str = r#"{"database": {"name": "shop", "port": "5433"}, "verb": "verify",
  "_ansible_check_mode": true, "_ansible_no_log": false, "_ansible_debug": false,
  "_ansible_diff": true, "_ansible_verbosity": 2, "_ansible_version": "2.19.14",
  "_ansible_module_name": "pretix_db", "_ansible_syslog_facility": "LOG_USER",
@@ -17,7 +17,7 @@ fn arguments_file_is_parsed_with_internal_keys_honoured_or_ignored() {
     assert!(args.check_mode);
     assert!(args.diff);
     assert_eq!(args.verbosity, 2);
-    assert_eq!(args.verb, "check");
+    assert_eq!(args.verb, "verify");
     assert_eq!(args.document.raw_section("database").expect("db")["name"], "shop");
 }
 

@@ -325,15 +325,34 @@ fn a_symlinked_directory_is_followed_only_when_root_made_the_link() {
 }
 
 #[test]
-fn a_second_run_waits_for_the_lock_and_gives_up_clearly() {
+fn a_second_run_waits_for_the_lock_naming_the_holder_and_gives_up_clearly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = Root::at(dir.path());
     let lock_path = Path::new("/run/pretix-toolkit/lock");
-    let held = RunLock::acquire(&root, lock_path, Duration::from_secs(1)).expect("first");
-    let error = RunLock::acquire(&root, lock_path, Duration::from_millis(200)).expect_err("second must wait");
+    let held =
+        RunLock::acquire_for(&root, lock_path, Duration::from_secs(1), "pretix-db apply", &mut |_| {}).expect("first");
+    let holder = format!("pid {} (pretix-db apply) since ", std::process::id());
+    let mut said = Vec::new();
+    let error = RunLock::acquire_for(
+        &root,
+        lock_path,
+        Duration::from_millis(200),
+        "pretix-cfg apply",
+        &mut |line| said.push(line.to_owned()),
+    )
+    .expect_err("second must wait");
+    assert_eq!(said.len(), 1, "{said:?}");
     assert!(
-        format!("{error:#}").contains("another pretix toolkit run holds"),
-        "{error:#}"
+        said[0].starts_with(&format!(
+            "waiting for the host lock /run/pretix-toolkit/lock: held by {holder}"
+        )),
+        "{said:?}"
+    );
+    let error = format!("{error:#}");
+    assert!(error.contains(&format!("is still held by {holder}")), "{error}");
+    assert!(
+        error.ends_with("UTC after waiting 0s: wait for that run to finish, or end it if it hangs"),
+        "{error}"
     );
     drop(held);
     RunLock::acquire(&root, lock_path, Duration::from_secs(1)).expect("free again");

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use pretix_site::document::Document;
 use pretix_site::fs::FileSpec;
-use pretix_site::run::{Context, Tool, run_verb};
+use pretix_site::run::{Context, Mode, Options, Pipeline, Tool, Verbosity, run_verb};
 use pretix_site::sections::{ConfigValue, Database};
 use pretix_site::{Secret, ToolError};
 
@@ -16,6 +16,8 @@ enum Command {
     Fail,
     /// Writes its file, then finds an input error.
     LateInputError,
+    /// Read-only: says hello.
+    Look,
 }
 
 /// Owns `database`: writes a file holding a secret and the database name, and adds
@@ -27,11 +29,14 @@ impl Tool for DemoTool {
     const NAME: &'static str = "demo";
     const ABOUT: &'static str = "a demo tool";
 
-    fn is_read_only(_: &Command) -> bool {
-        false
+    fn is_read_only(command: &Command) -> bool {
+        matches!(command, Command::Look)
     }
 
     fn run(command: &Command, ctx: &mut Context, document: &mut Document) -> Result<String, ToolError> {
+        if matches!(command, Command::Look) {
+            return Ok("looked".to_owned());
+        }
         let database: Database = document.section("database")?;
         let secret = Secret::new("hunter2-very-secret");
         ctx.register_secret(&secret);
@@ -55,8 +60,30 @@ impl Tool for DemoTool {
 }
 
 fn run(text: &str, command: Command, root: &Path, check: bool) -> pretix_site::run::RunOutcome {
-    let ctx = Context::new(DemoTool::NAME, "apply", check, false, Some(PathBuf::from(root)), -1);
+    run_in(text, command, root, check, Pipeline::Starts)
+}
+
+/// A run whose document came through a pipe from an earlier tool.
+fn run_piped(text: &str, command: Command, root: &Path) -> pretix_site::run::RunOutcome {
+    run_in(text, command, root, false, Pipeline::Continues)
+}
+
+fn run_in(text: &str, command: Command, root: &Path, check: bool, pipeline: Pipeline) -> pretix_site::run::RunOutcome {
+    let options = Options {
+        mode: if check {
+            Mode::Check { offline: false }
+        } else {
+            Mode::Apply
+        },
+        pipeline,
+        ..quiet_options(root)
+    };
+    let ctx = Context::new(DemoTool::NAME, "apply", options);
     run_verb::<DemoTool>(&command, "apply", ctx, Document::parse(text).expect("parse"))
+}
+
+fn quiet_options(root: &Path) -> Options {
+    Options::at_root(Some(PathBuf::from(root))).verbosity(Verbosity::Quiet)
 }
 
 fn temp_root() -> tempfile::TempDir {
@@ -135,17 +162,37 @@ fn bad_input_gives_exit_2_and_touches_nothing() {
 }
 
 #[test]
-fn upstream_failure_stops_the_pipeline() {
+fn upstream_failure_stops_the_pipeline_quoting_the_first_failure_once() {
     let root = temp_root();
     let failed = run("{}", Command::Fail, root.path(), false);
-    let next = run(&failed.document.to_json_pretty(), Command::Apply, root.path(), false);
+    let next = run_piped(&failed.document.to_json_pretty(), Command::Apply, root.path());
     assert_eq!(next.exit_code, 1);
-    assert!(
-        next.result.msg.starts_with("not run: demo apply failed upstream"),
-        "{}",
-        next.result.msg
+    let third = run_piped(&next.document.to_json_pretty(), Command::Apply, root.path());
+    assert_eq!(
+        third.result.msg,
+        "not run: demo apply failed earlier in this pipeline: server said no to ********"
     );
     assert!(!root.path().join("etc/demo.conf").exists());
+}
+
+#[test]
+fn a_saved_failure_does_not_stop_a_new_pipeline() {
+    let root = temp_root();
+    let failed = run("{}", Command::Fail, root.path(), false);
+    // `pretix-db apply < site.done.json`: the document comes from a file, a new pipeline.
+    let again = run(&failed.document.to_json_pretty(), Command::Apply, root.path(), false);
+    assert_eq!(again.exit_code, 0, "{}", again.result.msg);
+    // Its own later stages are gated only by failures after it started.
+    let next = run_piped(&again.document.to_json_pretty(), Command::Apply, root.path());
+    assert_eq!(next.exit_code, 0, "{}", next.result.msg);
+}
+
+#[test]
+fn read_only_verbs_run_after_a_failure_upstream() {
+    let root = temp_root();
+    let failed = run("{}", Command::Fail, root.path(), false);
+    let look = run_piped(&failed.document.to_json_pretty(), Command::Look, root.path());
+    assert_eq!((look.exit_code, look.result.msg.as_str()), (0, "looked"));
 }
 
 #[test]
@@ -162,7 +209,7 @@ fn check_mode_plans_but_writes_nothing() {
 fn store_secret_makes_a_root_only_home_once() {
     use std::os::unix::fs::MetadataExt;
     let root = tempfile::tempdir().expect("tempdir");
-    let mut ctx = Context::new("demo", "apply", false, false, Some(root.path().to_path_buf()), -1);
+    let mut ctx = Context::new("demo", "apply", quiet_options(root.path()));
     let secrets_dir = Path::new("/etc/pretix-toolkit/secrets");
     let file = secrets_dir.join("database-password");
     ctx.store_secret(secrets_dir, &file, &Secret::new("a-generated-password"))
@@ -172,7 +219,7 @@ fn store_secret_makes_a_root_only_home_once() {
     assert_eq!(mode("etc/pretix-toolkit/secrets"), 0o700);
     assert_eq!(mode("etc/pretix-toolkit/secrets/database-password"), 0o600);
     assert!(ctx.has_changed());
-    let mut again = Context::new("demo", "apply", false, false, Some(root.path().to_path_buf()), -1);
+    let mut again = Context::new("demo", "apply", quiet_options(root.path()));
     again
         .store_secret(secrets_dir, &file, &Secret::new("a-generated-password"))
         .expect("store again");
@@ -265,7 +312,7 @@ fn a_secret_file_must_be_root_owned_private_and_not_a_link() {
     write("readable", 0o644, 0);
     write("foreign", 0o600, 4242);
     std::os::unix::fs::symlink(dir.join("good"), dir.join("link")).expect("symlink");
-    let mut ctx = Context::new("demo", "apply", false, false, Some(root.path().to_path_buf()), -1);
+    let mut ctx = Context::new("demo", "apply", quiet_options(root.path()));
     let read = |ctx: &mut Context, name: &str| {
         ctx.read_secret(&pretix_site::SecretRef::new(format!("/secrets/{name}")), "x.password")
     };

@@ -16,10 +16,11 @@ use std::path::{Path, PathBuf};
 use clap::{FromArgMatches, Subcommand};
 use serde_json::{Map, Value, json};
 
+use super::{Context, Mode, Options, Output, Pipeline, Tool, Verbosity, print_stdout, run_verb};
 use crate::document::{Document, TOP_LEVEL_KEYS};
 use crate::error::{EXIT_FAILED, EXIT_OK, ToolError};
+use crate::fs::Root;
 use crate::report::ToolResult;
-use crate::run::{Context, Tool, print_stdout, quiet_stderr, run_verb};
 
 /// Options of our own besides the document sections.
 const OWN_OPTIONS: &[&str] = &["verb", "site_file", "root"];
@@ -44,9 +45,29 @@ pub struct ModuleArgs {
     pub verb: String,
     pub check_mode: bool,
     pub diff: bool,
-    pub verbosity: i8,
+    /// Ansible's `-v` count.
+    pub verbosity: u8,
     pub root: Option<PathBuf>,
     pub document: Document,
+}
+
+impl ModuleArgs {
+    /// The run options: messages travel only in the result, and every task starts a pipeline
+    /// (Ansible itself stops a play at a failed task).
+    pub fn options(&self) -> Options {
+        Options {
+            mode: if self.check_mode {
+                Mode::Check { offline: false }
+            } else {
+                Mode::Apply
+            },
+            diff: self.diff,
+            root: self.root.clone().map(Root::at).unwrap_or_default(),
+            verbosity: Verbosity::from_flags(false, self.verbosity),
+            output: Output::ResultOnly,
+            pipeline: Pipeline::Starts,
+        }
+    }
 }
 
 /// Parses the arguments file's JSON.
@@ -136,7 +157,7 @@ pub fn parse_module_args(text: &str) -> Result<ModuleArgs, ToolError> {
         verb,
         check_mode,
         diff,
-        verbosity: i8::try_from(verbosity.clamp(0, 10)).unwrap_or(0),
+        verbosity: u8::try_from(verbosity.clamp(0, 10)).unwrap_or(0),
         root,
         document,
     })
@@ -196,15 +217,7 @@ pub fn main<T: Tool>(path: &Path) -> i32 {
             return EXIT_FAILED;
         }
     };
-    let mut ctx = Context::new(
-        T::NAME,
-        &args.verb,
-        args.check_mode,
-        args.diff,
-        args.root,
-        args.verbosity,
-    );
-    quiet_stderr(&mut ctx);
+    let ctx = Context::new(T::NAME, &args.verb, args.options());
     let outcome = run_verb::<T>(&command, &args.verb, ctx, args.document);
     let output = module_result(&outcome.result, &outcome.document, args.diff);
     print_stdout(&format!("{output}\n"));

@@ -1,4 +1,4 @@
-//! `check`: read-only. Reports redis.conf, the drop-in, the socket and the running server as
+//! `verify`: read-only. Reports redis.conf, the drop-in, the socket and the running server as
 //! check items; any failure fails the run (exit 1). Nothing on the host is changed; the document
 //! gets the same settings as from `apply`, so a `pretix-cfg check` downstream compares the same.
 
@@ -17,7 +17,7 @@ use crate::pretix_config;
 use crate::server::{SocketFile, Target, socket_file};
 use crate::settings::{self, Desired};
 
-pub fn check(ctx: &mut Context, document: &mut Document) -> Result<String, ToolError> {
+pub fn verify(ctx: &mut Context, document: &mut Document) -> Result<String, ToolError> {
     let section: Redis = document.section("redis")?;
     let paths: Paths = document.section("paths")?;
     let desired = settings::resolve(&section, &paths)?;
@@ -32,7 +32,7 @@ pub fn check(ctx: &mut Context, document: &mut Document) -> Result<String, ToolE
     }
     check_dropin(ctx, &desired);
     let redis_gid = match desired.mode {
-        RedisSocketMode::Group => match inspect::redis_gid(&ctx.root) {
+        RedisSocketMode::Group => match inspect::redis_gid(ctx.root()) {
             Ok(gid) => Some(gid),
             Err(error) => {
                 ctx.check_item("socket group", CheckStatus::Failure, error.to_string());
@@ -42,7 +42,7 @@ pub fn check(ctx: &mut Context, document: &mut Document) -> Result<String, ToolE
         RedisSocketMode::World | RedisSocketMode::Tcp => None,
     };
     check_socket_file(ctx, &desired, redis_gid);
-    if ctx.offline {
+    if ctx.is_offline() {
         ctx.check_item(
             "answering",
             CheckStatus::Warning,
@@ -93,7 +93,7 @@ fn check_password(ctx: &mut Context, desired: &Desired) -> Option<Secret> {
 }
 
 fn check_conf(ctx: &mut Context, desired: &Desired, password: Option<&Secret>) {
-    let current = match inspect::read_conf(&ctx.root, &desired.config_file) {
+    let current = match inspect::read_conf(ctx.root(), &desired.config_file) {
         Ok(current) => current,
         Err(error) => {
             ctx.check_item("redis.conf", CheckStatus::Failure, error.to_string());
@@ -218,7 +218,7 @@ fn check_conf(ctx: &mut Context, desired: &Desired, password: Option<&Secret>) {
 fn check_dropin(ctx: &mut Context, desired: &Desired) {
     let shown = desired.dropin_file.display().to_string();
     let wanted = dropin::dropin_text(desired.mode);
-    match std::fs::read_to_string(ctx.root.host_path(&desired.dropin_file)) {
+    match std::fs::read_to_string(ctx.root().host_path(&desired.dropin_file)) {
         Ok(text) if text == wanted => ctx.check_item("drop-in", CheckStatus::Ok, format!("{shown}: RuntimeDirectoryPreserve=yes")),
         Ok(text) if text.lines().any(|line| line.trim() == "RuntimeDirectoryPreserve=yes") => ctx.check_item(
             "drop-in",
@@ -244,7 +244,7 @@ fn check_dropin(ctx: &mut Context, desired: &Desired) {
 
 fn check_socket_file(ctx: &mut Context, desired: &Desired, redis_gid: Option<u32>) {
     let shown = desired.socket.display().to_string();
-    match socket_file(&ctx.root.host_path(&desired.socket)) {
+    match socket_file(&ctx.root().host_path(&desired.socket)) {
         Ok(SocketFile::Socket { mode, gid, .. }) => match socket_problem(desired, mode, gid, redis_gid) {
             Some(problem) => ctx.check_item("socket", CheckStatus::Failure, problem),
             None => ctx.check_item(
@@ -275,7 +275,11 @@ fn check_socket_file(ctx: &mut Context, desired: &Desired, redis_gid: Option<u32
 }
 
 fn check_server(ctx: &mut Context, desired: &Desired, password: Option<&Secret>) {
-    let socket = Target::socket(ctx.root.host_path(&desired.socket), &desired.socket, password.cloned());
+    let socket = Target::socket(
+        ctx.root().host_path(&desired.socket),
+        &desired.socket,
+        password.cloned(),
+    );
     match socket.ping() {
         Ok(()) => ctx.check_item("answering", CheckStatus::Ok, format!("PING on {socket}: PONG")),
         Err(error) => {

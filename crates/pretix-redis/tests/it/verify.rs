@@ -1,4 +1,4 @@
-//! The read-only `check` verb.
+//! The read-only `verify` verb.
 
 use serde_json::json;
 
@@ -12,7 +12,7 @@ fn check_reports_every_item_and_fails_when_redis_is_down() {
     let mut redis = stage.start_redis();
     let before = mtime(&stage.conf());
 
-    let healthy = run(&["check", "--root", &stage.root_arg()], &site(json!({})));
+    let healthy = run(&["verify", "--root", &stage.root_arg()], &site(json!({})));
     assert_eq!(healthy.code, 0, "{}", healthy.stderr);
     for name in [
         "redis.conf",
@@ -41,7 +41,7 @@ fn check_reports_every_item_and_fails_when_redis_is_down() {
     assert_eq!(healthy.result()["changed"], false);
 
     redis.stop();
-    let down = run(&["check", "--root", &stage.root_arg()], &site(json!({})));
+    let down = run(&["verify", "--root", &stage.root_arg()], &site(json!({})));
     assert_eq!(down.code, 1, "{}", down.stderr);
     assert!(down.result()["failed"].as_bool().unwrap_or_default());
     let (status, message) = down.check_item("answering").expect("answering");
@@ -55,7 +55,7 @@ fn check_reports_every_item_and_fails_when_redis_is_down() {
 #[test]
 fn check_on_an_untouched_host_names_what_apply_would_fix() {
     let stage = Stage::new();
-    let outcome = run(&["check", "--offline", "--check", "--root", &stage.root_arg()], &{
+    let outcome = run(&["verify", "--offline", "--check", "--root", &stage.root_arg()], &{
         let mut document = site(json!({"socket_mode": "group"}));
         document["container"] = json!({"role": "taskworker"});
         document
@@ -91,7 +91,7 @@ fn a_later_drop_in_that_undoes_ours_is_a_failure() {
     let other = stage.path("/etc/systemd/system/redis-server.service.d/zz-local.conf");
     std::fs::write(&other, "[Service]\nRuntimeDirectoryPreserve=no\n").expect("write");
     let outcome = run(
-        &["check", "--offline", "--check", "--root", &stage.root_arg()],
+        &["verify", "--offline", "--check", "--root", &stage.root_arg()],
         &site(json!({})),
     );
     assert_eq!(outcome.code, 1, "{}", outcome.stderr);

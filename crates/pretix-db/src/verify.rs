@@ -13,8 +13,8 @@ use crate::provision::login;
 use crate::resolve;
 use crate::scram::{StoredPassword, check_stored};
 
-/// Runs `check`.
-pub fn check(ctx: &mut Context, document: &Document) -> Result<String, ToolError> {
+/// Runs `verify`.
+pub fn verify(ctx: &mut Context, document: &Document) -> Result<String, ToolError> {
     let section: Database = document.section("database")?;
     let paths: Paths = document.section("paths")?;
     let desired = Desired::from_section(&section)?;
@@ -40,7 +40,7 @@ pub fn check(ctx: &mut Context, document: &Document) -> Result<String, ToolError
         }
     };
     check_config(ctx, &mut report, document, &desired);
-    if ctx.offline {
+    if ctx.is_offline() {
         ctx.note("unverified (--offline): everything on the server");
         return report.finish();
     }
@@ -331,8 +331,8 @@ fn check_files(ctx: &mut Context, report: &mut Report, section: &Database, state
         .postgresql_conf
         .clone()
         .unwrap_or_else(|| state.config_file.clone());
-    let live_files = !ctx.root.is_redirected();
-    match resolve::read_conf(&ctx.root, &conf_path, "database.postgresql_conf") {
+    let live_files = !ctx.root().is_redirected();
+    match resolve::read_conf(ctx.root(), &conf_path, "database.postgresql_conf") {
         Err(error) => report.item(ctx, "postgresql.conf", CheckStatus::Failure, error.to_string()),
         Ok(conf) => {
             let override_setting = if live_files && plan::same_file(&conf_path, &state.config_file) {
@@ -399,7 +399,7 @@ fn check_files(ctx: &mut Context, report: &mut Report, section: &Database, state
         }
     }
     let hba_path = section.pg_hba_conf.clone().unwrap_or_else(|| state.hba_file.clone());
-    match resolve::read_conf(&ctx.root, &hba_path, "database.pg_hba_conf") {
+    match resolve::read_conf(ctx.root(), &hba_path, "database.pg_hba_conf") {
         Err(error) => report.item(ctx, "pg_hba.conf", CheckStatus::Failure, error.to_string()),
         Ok(hba) => {
             let plan = plan_hba(&hba.text, &desired.rule());
