@@ -535,16 +535,22 @@ impl Default for Proxy {
     }
 }
 
-/// What pretix-plugin needs: a custom image with plugins on top of the base image.
+/// What pretix-plugin needs: a custom image with plugins on top of the base image
+/// (`container.image`, pinned to the digest pretix-unit recorded).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Plugins {
-    /// pip requirement specifiers of the plugins.
-    pub packages: Vec<String>,
-    /// The tag of the custom image.
+    /// The plugins, installed by one `pip3 install` in this order: a PEP 508 requirement without
+    /// spaces (`pretix-pages==1.6.4`), or a local wheel or source directory
+    /// (`{"path": "/srv/pretix-plugins/pretix_foo-1.0-py3-none-any.whl"}`).
+    pub packages: Vec<PluginPackage>,
+    /// The repository of the custom image; its tag is a hash of the base digest and the plugins.
     pub image: String,
-    /// Where the Dockerfile is written.
-    pub build_dir: PathBuf,
+    /// A CA bundle pip trusts while it downloads (a TLS-intercepting proxy, a test host). It is
+    /// used in a build-only stage and never lands in the custom image. Unset: none is needed.
+    pub build_ca_bundle: Option<PathBuf>,
+    /// Written by pretix-plugin: the custom image it built and verified, for pretix-unit to run.
+    pub built: Option<BuiltImage>,
 }
 
 impl Default for Plugins {
@@ -552,9 +558,65 @@ impl Default for Plugins {
         Plugins {
             packages: Vec::new(),
             image: "mypretix".to_owned(),
-            build_dir: PathBuf::from("/var/lib/pretix-toolkit/image"),
+            build_ca_bundle: None,
+            built: None,
         }
     }
+}
+
+/// One plugin: a requirement string for pip, or a local wheel or source directory.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum PluginPackage {
+    /// A PEP 508 requirement, e.g. `pretix-pages==1.6.4` (no spaces, no URL, no markers).
+    Requirement(String),
+    /// A wheel file or a source directory on this host, copied into the build context.
+    Local(LocalPlugin),
+}
+
+/// A local wheel or source directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocalPlugin {
+    /// An absolute path, no `..`, no symbolic link anywhere on it or inside a directory.
+    pub path: PathBuf,
+    /// The distribution name; unset: from the wheel's file name or the directory's
+    /// pyproject.toml / setup.cfg.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+// By hand rather than `untagged`: serde's untagged error ("did not match any variant") names
+// neither what was expected nor which field of the object was wrong.
+impl<'de> Deserialize<'de> for PluginPackage {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::String(text) => Ok(PluginPackage::Requirement(text)),
+            value @ serde_json::Value::Object(_) => serde_json::from_value(value)
+                .map(PluginPackage::Local)
+                .map_err(D::Error::custom),
+            other => Err(D::Error::custom(format!(
+                "expected a requirement string such as \"pretix-pages==1.6.4\" or an object \
+                 {{\"path\": \"/srv/plugin.whl\"}}, got {other}"
+            ))),
+        }
+    }
+}
+
+/// The custom image pretix-plugin built, verified and recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BuiltImage {
+    /// `repository:tag`; the tag is the content hash of the build's inputs.
+    pub image: String,
+    /// The image ID (`sha256:...`).
+    pub id: String,
+    /// The base it was built on, pinned (`pretix/standalone@sha256:...`, or the image ID of a
+    /// base that was never pulled from a registry).
+    pub base: String,
+    /// The plugin modules pretix loaded in the image, as pretix names them.
+    pub loaded_plugins: Vec<String>,
 }
 
 /// What pretix-cron needs: the periodic `pretix cron` job.

@@ -20,6 +20,8 @@ const DOCKERFILE: &str = include_str!("../../../images/standalone-stand-in/Docke
 const ENTRYPOINT: &str = include_str!("../../../images/standalone-stand-in/pretix.sh");
 const PASSWD: &str = include_str!("../../../images/standalone-stand-in/passwd");
 const GROUP: &str = include_str!("../../../images/standalone-stand-in/group");
+const PIP3: &str = include_str!("../../../images/standalone-stand-in/pip3");
+const MAKE: &str = include_str!("../../../images/standalone-stand-in/make");
 
 /// The tag tests use for the locally built stand-in.
 pub const STAND_IN_TAG: &str = "pretix/standalone:stand-in";
@@ -46,6 +48,8 @@ fn build_context() -> Result<Vec<u8>, Error> {
         ("pretix.sh", ENTRYPOINT.as_bytes(), 0o755),
         ("passwd", PASSWD.as_bytes(), 0o644),
         ("group", GROUP.as_bytes(), 0o644),
+        ("pip3", PIP3.as_bytes(), 0o755),
+        ("make", MAKE.as_bytes(), 0o755),
     ] {
         let mut header = tar::Header::new_gnu();
         header.set_size(u64::try_from(bytes.len())?);
@@ -214,6 +218,49 @@ impl Drop for Container {
             let _ = runtime.block_on(self.docker.remove_container(&self.id, Some(options)));
         }
     }
+}
+
+/// Reads one file out of an image (a created, never started container, removed again): what a
+/// build left in the image, e.g. the stand-in's `/pretix/stand-in-build.log`.
+pub async fn read_file_from_image(docker: &Docker, image: &str, path: &str) -> Result<Vec<u8>, Error> {
+    let name = format!("pretix-testkit-read-{}-{}", std::process::id(), crate::free_port());
+    let body = ContainerCreateBody {
+        image: Some(image.to_owned()),
+        ..ContainerCreateBody::default()
+    };
+    docker
+        .create_container(Some(CreateContainerOptionsBuilder::default().name(&name).build()), body)
+        .await?;
+    let mut archive = Vec::new();
+    let mut stream = docker.download_from_container(
+        &name,
+        Some(
+            bollard::query_parameters::DownloadFromContainerOptionsBuilder::default()
+                .path(path)
+                .build(),
+        ),
+    );
+    let mut outcome: Result<(), Error> = Ok(());
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(bytes) => archive.extend_from_slice(&bytes),
+            Err(error) => {
+                outcome = Err(format!("read {path} from {image}: {error}").into());
+                break;
+            }
+        }
+    }
+    let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+    let _ = docker.remove_container(&name, Some(options)).await;
+    outcome?;
+    let mut tar = tar::Archive::new(archive.as_slice());
+    let mut entry = tar
+        .entries()?
+        .next()
+        .ok_or_else(|| format!("{path} is not in {image}"))??;
+    let mut content = Vec::new();
+    std::io::Read::read_to_end(&mut entry, &mut content)?;
+    Ok(content)
 }
 
 /// Builds the stand-in (once per call) as [`STAND_IN_TAG`], blocking.

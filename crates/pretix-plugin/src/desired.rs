@@ -1,0 +1,231 @@
+//! The `plugins` section, validated: every requirement string, every local path and the image
+//! repository are checked here, before anything is read from the host or sent to Docker.
+
+use std::path::PathBuf;
+
+use pretix_site::ToolError;
+use pretix_site::sections::{PluginPackage, Plugins};
+
+use crate::requirement::{self, Requirement};
+
+/// The most plugins one image takes (one `pip3 install` line; a longer list is a mistake).
+const MAX_PACKAGES: usize = 100;
+
+/// What the document asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    pub packages: Vec<Package>,
+    /// The custom image's repository (`mypretix`); the tag is the content hash.
+    pub repository: String,
+    pub ca_bundle: Option<PathBuf>,
+}
+
+/// One plugin, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Package {
+    Requirement(Requirement),
+    Local {
+        /// Its position in `plugins.packages`, for messages and for its place in the context.
+        index: usize,
+        path: PathBuf,
+        /// The normalized name given in the document, if any.
+        name: Option<String>,
+    },
+}
+
+impl Desired {
+    /// Checks the whole section; the first problem is an input error naming its field.
+    pub fn from_section(section: &Plugins) -> Result<Desired, ToolError> {
+        if section.packages.len() > MAX_PACKAGES {
+            return Err(ToolError::input(
+                "plugins.packages",
+                format!(
+                    "lists {} plugins, at most {MAX_PACKAGES} are accepted",
+                    section.packages.len()
+                ),
+            ));
+        }
+        let mut packages = Vec::with_capacity(section.packages.len());
+        for (index, package) in section.packages.iter().enumerate() {
+            let field = format!("plugins.packages[{index}]");
+            packages.push(match package {
+                PluginPackage::Requirement(text) => Package::Requirement(
+                    requirement::parse(text)
+                        .map_err(|error| ToolError::input(&field, format!("{:?} {error}", text)))?,
+                ),
+                PluginPackage::Local(local) => {
+                    pretix_site::fs::validate_host_path(&local.path, &format!("{field}.path"))?;
+                    if local.path.file_name().is_none() {
+                        return Err(ToolError::input(
+                            format!("{field}.path"),
+                            "names no file or directory: give the wheel or the source directory itself",
+                        ));
+                    }
+                    let name = match &local.name {
+                        Some(name) => {
+                            requirement::validate_name(name)
+                                .map_err(|error| ToolError::input(format!("{field}.name"), error))?;
+                            Some(requirement::normalize_name(name))
+                        }
+                        None => None,
+                    };
+                    Package::Local {
+                        index,
+                        path: local.path.clone(),
+                        name,
+                    }
+                }
+            });
+        }
+        let mut seen: Vec<(&str, usize)> = Vec::new();
+        for (index, package) in packages.iter().enumerate() {
+            let name = match package {
+                Package::Requirement(requirement) => Some(requirement.name.as_str()),
+                Package::Local { name, .. } => name.as_deref(),
+            };
+            if let Some(name) = name {
+                if let Some((_, first)) = seen.iter().find(|(other, _)| *other == name) {
+                    return Err(ToolError::input(
+                        format!("plugins.packages[{index}]"),
+                        format!("{name} is listed already as plugins.packages[{first}]: list each plugin once"),
+                    ));
+                }
+                seen.push((name, index));
+            }
+        }
+        let mut local_paths: Vec<&PathBuf> = Vec::new();
+        for package in &packages {
+            if let Package::Local { index, path, .. } = package {
+                if local_paths.contains(&path) {
+                    return Err(ToolError::input(
+                        format!("plugins.packages[{index}].path"),
+                        format!("{} is listed twice: list each plugin once", path.display()),
+                    ));
+                }
+                local_paths.push(path);
+            }
+        }
+        validate_repository(&section.image)?;
+        if let Some(bundle) = &section.build_ca_bundle {
+            pretix_site::fs::validate_host_path(bundle, "plugins.build_ca_bundle")?;
+        }
+        Ok(Desired {
+            packages,
+            repository: section.image.clone(),
+            ca_bundle: section.build_ca_bundle.clone(),
+        })
+    }
+}
+
+/// A Docker repository name without tag or digest: `[host[:port]/]name(/name)*`, lowercase
+/// components of letters and digits joined by `.`, `_`, `__` or dashes.
+pub fn validate_repository(repository: &str) -> Result<(), ToolError> {
+    let field = "plugins.image";
+    let refuse = |message: String| Err(ToolError::input(field, format!("{repository:?} {message}")));
+    if repository.is_empty() {
+        return refuse("is empty: give a repository name such as mypretix".to_owned());
+    }
+    if repository.len() > 200 {
+        return refuse("is longer than 200 characters".to_owned());
+    }
+    if repository.contains('@') {
+        return refuse(
+            "has a digest: give the repository only (mypretix); pretix-plugin tags it with a content hash".to_owned(),
+        );
+    }
+    let mut components: Vec<&str> = repository.split('/').collect();
+    // A first component with a `.` or `:`, or `localhost`, is a registry host.
+    if components.len() > 1 {
+        let first = components[0];
+        if first.contains(['.', ':']) || first == "localhost" {
+            let (host, port) = match first.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (first, None),
+            };
+            let host_ok = !host.is_empty()
+                && host.split('.').all(|label| {
+                    !label.is_empty()
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            let port_ok = port.is_none_or(|port| port.parse::<u16>().is_ok_and(|port| port > 0));
+            if !host_ok || !port_ok {
+                return refuse(format!("has {first:?}, which is not a registry host[:port]"));
+            }
+            components.remove(0);
+        }
+    }
+    if repository.rsplit('/').next().is_some_and(|last| last.contains(':')) {
+        return refuse(
+            "has a tag: give the repository only (mypretix); pretix-plugin tags it with a content hash".to_owned(),
+        );
+    }
+    for component in components {
+        if !is_path_component(component) {
+            return refuse(format!(
+                "has the part {component:?}: use lowercase letters and digits, joined by . _ or -"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn is_path_component(component: &str) -> bool {
+    let bytes = component.as_bytes();
+    let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    match (bytes.first(), bytes.last()) {
+        (Some(first), Some(last)) if alnum(first) && alnum(last) => {}
+        _ => return false,
+    }
+    // Separators: one `.`, one or two `_`, or any number of `-`.
+    let mut index = 0;
+    while index < bytes.len() {
+        if alnum(&bytes[index]) {
+            index += 1;
+            continue;
+        }
+        let start = index;
+        while index < bytes.len() && !alnum(&bytes[index]) {
+            index += 1;
+        }
+        let separator = &component[start..index];
+        let ok = separator == "." || separator == "_" || separator == "__" || separator.bytes().all(|b| b == b'-');
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repositories_as_docker_names_them() {
+        for good in [
+            "mypretix",
+            "example.org/pretix/custom",
+            "localhost:5000/mypretix",
+            "my_pretix",
+            "my--pretix",
+        ] {
+            assert!(validate_repository(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "MyPretix",
+            "mypretix:latest",
+            "mypretix@sha256:00",
+            "-mypretix",
+            "my pretix",
+            "my/../pretix",
+            "mypretix\n",
+            "my.-pretix",
+            "host:99999/x",
+        ] {
+            assert!(validate_repository(bad).is_err(), "{bad:?}");
+        }
+    }
+}
