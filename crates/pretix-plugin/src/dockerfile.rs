@@ -150,7 +150,14 @@ pub fn render(base: &BasePin, items: &[InstallItem], has_local: bool, ca_bundle:
     text.push_str("# The custom pretix image with plugins, made by pretix-plugin from the site document\n");
     text.push_str("# (plugins.packages). Do not edit: pretix-plugin apply rebuilds it whenever the base or the\n");
     text.push_str("# plugin list changes, as the guide asks after every pull of the base.\n");
-    text.push_str(&format!("# Base: {}, pinned.\n", base.reference));
+    if base.pinned.starts_with("sha256:") {
+        text.push_str(&format!(
+            "# Base: {}, pinned by its image ID (it never came from a registry).\n",
+            base.reference
+        ));
+    } else {
+        text.push_str(&format!("# Base: {}, pinned to its registry digest.\n", base.reference));
+    }
     let arguments: Vec<String> = items.iter().map(|item| quote(&item.argument)).collect();
     if ca_bundle {
         text.push_str("\n# Build-only stage: pip fetches the plugins, and what they need that the base lacks, as\n");

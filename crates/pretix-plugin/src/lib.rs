@@ -14,12 +14,16 @@
 use clap::Subcommand;
 use pretix_site::{Context, Document, Tool, ToolError};
 
+pub mod apply;
 pub mod desired;
 pub mod dockerfile;
+pub mod inspect;
 pub mod loaded;
 pub mod local;
 pub mod plan;
 pub mod requirement;
+mod throwaway;
+pub mod verify;
 
 /// The verbs of `pretix-plugin`.
 #[derive(Debug, Clone, Subcommand)]
@@ -38,24 +42,17 @@ pub struct PluginTool;
 impl Tool for PluginTool {
     type Command = Command;
     const NAME: &'static str = "pretix-plugin";
-    const ABOUT: &'static str = "a custom pretix image with plugins (the build is not implemented yet)";
+    const ABOUT: &'static str = "a custom pretix image with plugins, always built on the current base";
 
     fn is_read_only(command: &Command) -> bool {
         matches!(command, Command::Verify)
     }
 
-    fn run(command: &Command, _ctx: &mut Context, document: &mut Document) -> Result<String, ToolError> {
-        let section: pretix_site::sections::Plugins = document.section("plugins")?;
-        let _desired = desired::Desired::from_section(&section)?;
-        let verb = match command {
-            Command::Apply => "apply",
-            Command::Verify => "verify",
-        };
-        Err(pretix_site::run::not_implemented(
-            Self::NAME,
-            verb,
-            "the build waits for the shared Docker seam",
-        ))
+    fn run(command: &Command, ctx: &mut Context, document: &mut Document) -> Result<String, ToolError> {
+        match command {
+            Command::Apply => apply::apply(ctx, document),
+            Command::Verify => verify::verify(ctx, document),
+        }
     }
 }
 

@@ -141,6 +141,20 @@ pub fn read(root: &Root, index: usize, path: &Path, name: Option<&str>) -> Resul
     })
 }
 
+/// Reads one regular file (the CA bundle) without following a link on its path.
+pub fn read_file(root: &Root, path: &Path, field: &str) -> Result<Vec<u8>, ToolError> {
+    let shown = path.display().to_string();
+    let fd = open_without_links(root, path).map_err(|message| ToolError::input(field, message))?;
+    let file = File::from(fd);
+    let metadata = file
+        .metadata()
+        .map_err(|error| ToolError::input(field, format!("cannot read {shown}: {error}")))?;
+    if !metadata.is_file() {
+        return Err(ToolError::input(field, format!("{shown} is not a regular file")));
+    }
+    read_limited(file, &shown, &mut 0).map_err(|message| ToolError::input(field, message))
+}
+
 /// Opens `path` component by component from the root, refusing any symbolic link on the way.
 fn open_without_links(root: &Root, path: &Path) -> Result<OwnedFd, String> {
     let shown = path.display();
