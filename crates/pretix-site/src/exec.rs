@@ -32,6 +32,17 @@ pub fn display_command(command: &Command) -> String {
     words.join(" ")
 }
 
+/// Runs a command to completion and returns its output whatever its exit status: for queries
+/// whose status is the answer (`systemctl is-active` exits 3 for an inactive unit).
+pub fn output(command: &mut Command, log: &mut dyn FnMut(&str)) -> Result<Output, ExecError> {
+    let shown = display_command(command);
+    log(&format!("run: {shown}"));
+    command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| ExecError::Spawn { command: shown, source })
+}
+
 /// Runs a command to completion, feeding `stdin` if given, and fails on a non-zero exit.
 pub fn run(command: &mut Command, stdin: Option<&[u8]>, log: &mut dyn FnMut(&str)) -> Result<Output, ExecError> {
     let shown = display_command(command);

@@ -619,26 +619,50 @@ pub struct BuiltImage {
     pub loaded_plugins: Vec<String>,
 }
 
-/// What pretix-cron needs: the periodic `pretix cron` job.
+/// What pretix-cron needs: the periodic `pretix cron` job. The container it runs in (its name
+/// and role) comes from the `container` section, so the two cannot drift apart.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Cron {
-    /// The cron schedule, the guide's `15,45 * * * *`.
+    /// What runs the job: `cron` (a cron.d file, the guide's way) or `timer` (a systemd timer and
+    /// service pair; output in the journal, a run missed while the host was down is made up).
+    pub scheduler: CronScheduler,
+    /// The schedule in cron's five fields, the guide's `15,45 * * * *`. Only the minute field may
+    /// differ from `*`, so the job runs between every minute and every hour.
     pub schedule: String,
-    /// The user the job runs as (any user that can use Docker).
+    /// The user the job runs as: root, or a user in the `docker` group.
     pub user: String,
-    /// The cron.d file.
+    /// The cron.d file (scheduler `cron`). Debian's cron reads only /etc/cron.d, and only files
+    /// whose names are letters, digits, `_` and `-`.
     pub file: PathBuf,
+    /// The name of the timer and service units (scheduler `timer`), without a suffix.
+    pub timer_unit: String,
+    /// The directory of the timer and service units.
+    pub unit_dir: PathBuf,
+    /// The docker command line client the job calls.
+    pub docker: PathBuf,
 }
 
 impl Default for Cron {
     fn default() -> Self {
         Cron {
+            scheduler: CronScheduler::Cron,
             schedule: "15,45 * * * *".to_owned(),
             user: "root".to_owned(),
             file: PathBuf::from("/etc/cron.d/pretix"),
+            timer_unit: "pretix-cron".to_owned(),
+            unit_dir: PathBuf::from("/etc/systemd/system"),
+            docker: PathBuf::from("/usr/bin/docker"),
         }
     }
+}
+
+/// What runs the periodic job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CronScheduler {
+    Cron,
+    Timer,
 }
 
 #[cfg(test)]

@@ -50,6 +50,19 @@ impl std::fmt::Display for SkipReason {
     }
 }
 
+/// The answer to a read-only query (`is-active`, `is-enabled`, `show`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryOutcome {
+    /// systemctl answered: its exit status (0 means yes for `is-*`), stdout and stderr.
+    Answered {
+        success: bool,
+        stdout: String,
+        stderr: String,
+    },
+    /// Not asked: `--root` (no systemd to ask about that tree) or recording (tests).
+    NotAsked { reason: &'static str },
+}
+
 /// The systemctl seam.
 #[derive(Debug, Clone)]
 pub struct Services {
@@ -103,6 +116,28 @@ impl Services {
             Mode::Real => {
                 exec::run(Command::new("systemctl").args(args), None, log)?;
                 Ok(ServiceOutcome::Performed)
+            }
+        }
+    }
+
+    /// Asks systemd something without changing anything, also in check mode. Recorded calls
+    /// are written to the record and answered `NotAsked`: the recording seam knows no state.
+    pub fn query(&self, args: &[&str], log: &mut dyn FnMut(&str)) -> anyhow::Result<QueryOutcome> {
+        match &self.mode {
+            Mode::ReportOnly => Ok(QueryOutcome::NotAsked { reason: "--root" }),
+            Mode::Record(_) => {
+                self.systemctl(args, false, log)?;
+                Ok(QueryOutcome::NotAsked {
+                    reason: "systemctl calls are only recorded",
+                })
+            }
+            Mode::Real => {
+                let output = exec::output(Command::new("systemctl").args(args), log)?;
+                Ok(QueryOutcome::Answered {
+                    success: output.status.success(),
+                    stdout: String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+                    stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+                })
             }
         }
     }

@@ -7,7 +7,7 @@ use crate::error::ToolError;
 use crate::fs::{DirOutcome, DirSpec, FileOutcome, FilePlan, FileSpec, Root, ensure_dir, ensure_file};
 use crate::report::{CheckItem, CheckStatus, FileDiff, ToolResult};
 use crate::secret::{Redactor, Secret, SecretRef, read_secret};
-use crate::service::{ServiceOutcome, Services, SkipReason};
+use crate::service::{QueryOutcome, ServiceOutcome, Services, SkipReason};
 
 /// Whether a run changes the host or only plans.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -365,6 +365,19 @@ impl Context {
             } => self.changed(format!("systemctl {}", args.join(" "))),
         }
         Ok(outcome)
+    }
+
+    /// A read-only systemctl question (`is-active`, `show`) through the one seam; also in check
+    /// mode. Only a real systemd answers: `--root` and the recording seam say `NotAsked`.
+    pub fn systemctl_query(&mut self, args: &[&str]) -> Result<QueryOutcome, ToolError> {
+        let verbose = self.shows(Verbosity::Verbose);
+        let tool = self.result.tool.clone();
+        let mut log = |line: &str| {
+            if verbose {
+                eprintln!("{tool}: {line}");
+            }
+        };
+        Ok(self.services.query(args, &mut log)?)
     }
 
     /// Whether anything changed so far.

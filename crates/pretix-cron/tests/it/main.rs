@@ -1,0 +1,7 @@
+//! pretix-cron against the real binary: a staged Debian root, systemd-analyze, real Redis and
+//! real pretix's own `runperiodic`.
+
+mod apply;
+mod support;
+mod timer;
+mod verify;
