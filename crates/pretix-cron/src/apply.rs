@@ -13,8 +13,8 @@ use crate::settings::{self, Desired};
 
 pub fn apply(ctx: &mut Context, document: &mut Document) -> Result<String, ToolError> {
     let desired = settings::resolve(document)?;
-    inspect::preflight(&ctx.root(), &desired)?;
-    let state = inspect::state(&ctx.root(), &desired)?;
+    inspect::preflight(ctx.root(), &desired)?;
+    let state = inspect::state(ctx.root(), &desired)?;
     let plan = plan::plan(&desired, &state);
     if !desired.target.runs_task_worker {
         ctx.warn(format!(

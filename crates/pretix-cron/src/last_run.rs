@@ -103,7 +103,7 @@ pub fn locate(ctx: &mut Context, document: &Document) -> Result<Located, ToolErr
     if let Some(password) = &password {
         ctx.register_secret(password);
     }
-    match parse_location(&location, &container.volumes, &ctx.root()) {
+    match parse_location(&location, &container.volumes, ctx.root()) {
         Ok(mut target) => {
             if let Some(in_url) = &target.password {
                 ctx.register_secret(in_url);

@@ -23,7 +23,7 @@ pub fn verify(ctx: &mut Context, document: &mut Document) -> Result<String, Tool
             desired.schedule.interval_minutes()
         ),
     );
-    if let Err(error) = crate::inspect::check_user(&ctx.root(), &desired.user) {
+    if let Err(error) = crate::inspect::check_user(ctx.root(), &desired.user) {
         ctx.check_item("user", CheckStatus::Failure, error.to_string());
     }
     check_docker_client(ctx, &desired);
