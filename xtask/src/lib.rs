@@ -6,11 +6,25 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Subcommand;
+use clap::{Parser, Subcommand};
 
+pub mod backup;
+pub mod doctor;
 pub mod install;
 pub mod pipeline;
 pub mod steps;
+
+/// `pretix-toolkit`, the released front end of the pipelines.
+#[derive(Debug, Parser)]
+#[command(
+    name = "pretix-toolkit",
+    version,
+    about = "Install and run pretix with the toolkit's tools, in the guide's order"
+)]
+pub struct Toolkit {
+    #[command(subcommand)]
+    pub command: Pipeline,
+}
 
 /// The commands a sysadmin runs on a server.
 #[derive(Debug, Subcommand)]
@@ -29,6 +43,14 @@ pub enum Pipeline {
     /// Install pretix on this host: every tool in order (db, redis, cfg, plugin, unit, cron,
     /// proxy), stopping at the first failure
     Install(install::InstallArgs),
+    /// Back up the database (pg_dump), the data dir's media and .secret, pretix.cfg, the secrets
+    /// and the site document into one owner-only archive
+    Backup(backup::BackupArgs),
+    /// Put a backup back onto this host (also a fresh one): secrets, the install from the archived
+    /// site document, the database and the data
+    Restore(backup::RestoreArgs),
+    /// Every tool's read-only verify in one report: a table, or --json; exit 0 healthy, 1 not
+    Doctor(doctor::DoctorArgs),
     /// Upgrade pretix on this host (not implemented yet: needs pretix-unit)
     Upgrade {
         #[arg(long)]
@@ -41,6 +63,9 @@ impl Pipeline {
         match self {
             Pipeline::Plan { site, tools } => pipeline::plan(site.as_deref(), tools.as_deref()),
             Pipeline::Install(args) => install::run(&args),
+            Pipeline::Doctor(args) => doctor::run(&args),
+            Pipeline::Backup(args) => backup::run_backup(&args),
+            Pipeline::Restore(args) => backup::run_restore(&args),
             Pipeline::Upgrade { .. } => Err(anyhow::anyhow!(
                 "upgrade is not implemented yet: it needs pretix-unit (a later issue)"
             )),

@@ -7,6 +7,7 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod dist;
 
 use xtask::workspace_root;
 
@@ -32,6 +33,9 @@ enum Task {
     Schema,
     /// Run the benchmarks against real throwaway servers
     Bench,
+    /// Build the release: binaries, man pages, completions and the Ansible collection, as a
+    /// tarball with checksums and a .deb (in target/dist)
+    Dist(dist::DistArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
         Task::Test { args } => test(&args),
         Task::Schema => schema(),
         Task::Bench => bench::run(),
+        Task::Dist(args) => dist::run(&args),
     };
     match outcome {
         Ok(code) => code,

@@ -203,7 +203,7 @@ pub fn run_tool(binary: &Path, args: &[String], document: &str) -> anyhow::Resul
 }
 
 /// The last entry in `results` when it is `tool`'s.
-fn last_result(document: &str, tool: &str) -> Option<ToolResult> {
+pub fn last_result(document: &str, tool: &str) -> Option<ToolResult> {
     let value: Value = serde_json::from_str(document).ok()?;
     let last = value.get("results")?.as_array()?.last()?.clone();
     let result: ToolResult = serde_json::from_value(last).ok()?;

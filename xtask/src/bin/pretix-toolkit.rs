@@ -3,21 +3,10 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "pretix-toolkit",
-    version,
-    about = "Install and run pretix with the toolkit's tools, in the guide's order"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: xtask::Pipeline,
-}
+use clap::Parser as _;
 
 fn main() -> ExitCode {
-    match Cli::parse().command.run() {
+    match xtask::Toolkit::parse().command.run() {
         Ok(code) => code,
         Err(error) => {
             eprintln!("pretix-toolkit: error: {error:#}");
