@@ -8,7 +8,6 @@ use pretix_site::run::command;
 const STUBS: &[(&str, &[&str])] = &[
     ("pretix-unit", &["apply", "verify", "upgrade", "migrate"]),
     ("pretix-proxy", &["apply", "verify"]),
-    ("pretix-cron", &["run"]),
 ];
 
 #[test]

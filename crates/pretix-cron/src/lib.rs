@@ -10,10 +10,9 @@
 //!
 //! Layout: `settings` (the sections, checked) → `inspect` (the host) → `plan` (pure: steps) →
 //! `apply` (performs them); `schedule` and `render` are pure; `last_run` reads pretix's mark in
-//! Redis; `verify` the read-only verb.
+//! Redis; `verify` the read-only verb; `run_now` the `run` verb over the shared Docker seam.
 
 use clap::Subcommand;
-use pretix_site::run::not_implemented;
 use pretix_site::{Context, Document, Tool, ToolError};
 
 pub mod apply;
@@ -21,6 +20,7 @@ pub mod inspect;
 pub mod last_run;
 pub mod plan;
 pub mod render;
+pub mod run_now;
 pub mod schedule;
 pub mod settings;
 pub mod verify;
@@ -31,8 +31,8 @@ pub enum Command {
     /// Write /etc/cron.d/pretix (or, with cron.scheduler timer, a systemd timer and service, verified with
     /// systemd-analyze and enabled) running `docker exec <container> pretix cron` on the schedule
     Apply,
-    /// Run `pretix cron` in the container now, streaming its output; fails when it exits non-zero (not implemented
-    /// yet: waits for the shared Docker seam)
+    /// Run `pretix cron` in the container now through the Docker API, streaming its output; fails (exit 1) when
+    /// it exits non-zero, quoting its status and last lines
     Run,
     /// Read-only: the job is installed and would run, and pretix's record says when it last ran (a failure when
     /// that is longer ago than twice the schedule's interval)
@@ -54,10 +54,7 @@ impl Tool for CronTool {
     fn run(command: &Command, ctx: &mut Context, document: &mut Document) -> Result<String, ToolError> {
         match command {
             Command::Apply => apply::apply(ctx, document),
-            Command::Run => {
-                settings::resolve(document)?;
-                Err(not_implemented(Self::NAME, "run", "waits for the shared Docker seam"))
-            }
+            Command::Run => run_now::run(ctx, document),
             Command::Verify => verify::verify(ctx, document),
         }
     }

@@ -2,6 +2,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
+use pretix_site::docker::Docker;
 use pretix_site::fs::CurrentFile;
 use pretix_site::report::CheckStatus;
 use pretix_site::sections::CronScheduler;
@@ -27,6 +28,7 @@ pub fn verify(ctx: &mut Context, document: &mut Document) -> Result<String, Tool
         ctx.check_item("user", CheckStatus::Failure, error.to_string());
     }
     check_docker_client(ctx, &desired);
+    check_container(ctx, &desired);
     match desired.scheduler {
         CronScheduler::Cron => {
             check_file(ctx, "cron file", &cron_spec(&desired));
@@ -81,6 +83,43 @@ fn check_docker_client(ctx: &mut Context, desired: &Desired) {
         ),
     };
     ctx.check_item("docker client", status, message);
+}
+
+/// The container the job execs into is running: `docker exec` fails otherwise.
+fn check_container(ctx: &mut Context, desired: &Desired) {
+    let name = &desired.target.name;
+    let skipped = if ctx.is_offline() {
+        Some("--offline")
+    } else if ctx.root().is_redirected() {
+        Some("--root")
+    } else {
+        None
+    };
+    let (status, message) = match skipped {
+        Some(reason) => (
+            CheckStatus::Warning,
+            format!("not verified ({reason}): Docker was not asked whether {name} is running"),
+        ),
+        None => match Docker::connect(desired.target.docker_host.as_deref())
+            .and_then(|docker| docker.inspect_container(name))
+        {
+            Ok(Some(info)) if info.running => (CheckStatus::Ok, format!("{name} is running")),
+            Ok(Some(info)) => (
+                CheckStatus::Failure,
+                format!(
+                    "{name} is {}, so every run of the job fails: start it (systemctl start {name}, or pretix-unit \
+                     apply)",
+                    info.status
+                ),
+            ),
+            Ok(None) => (
+                CheckStatus::Failure,
+                format!("there is no container {name}, so every run of the job fails: pretix-unit apply creates it"),
+            ),
+            Err(error) => (CheckStatus::Failure, error.to_string()),
+        },
+    };
+    ctx.check_item("container", status, message);
 }
 
 /// The file is there with the content, owner and mode `apply` writes.

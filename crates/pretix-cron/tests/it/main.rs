@@ -2,6 +2,7 @@
 //! real pretix's own `runperiodic`.
 
 mod apply;
+mod run;
 mod support;
 mod timer;
 mod verify;
