@@ -136,6 +136,8 @@ pub struct RunSpec {
     /// Publish the container's port 80 on 127.0.0.1:<port>.
     pub publish_80_on: Option<u16>,
     pub group_add: Vec<String>,
+    /// Replaces the image's entrypoint when set (e.g. `["id"]`).
+    pub entrypoint: Option<Vec<String>>,
 }
 
 /// A container of a test; removed (forcefully) on drop.
@@ -163,6 +165,7 @@ impl Container {
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
+            entrypoint: spec.entrypoint.clone(),
             env: Some(spec.env.clone()),
             exposed_ports: spec.publish_80_on.map(|_| vec!["80/tcp".to_owned()]),
             host_config: Some(HostConfig {
@@ -191,6 +194,51 @@ impl Container {
             Some(runtime) => runtime.block_on(future),
             None => unreachable_runtime(),
         }
+    }
+
+    /// The container's output so far (stdout and stderr interleaved), for assertion messages.
+    pub fn logs(&self) -> String {
+        let options = bollard::query_parameters::LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let mut stream = self.docker.logs(&self.id, Some(options));
+        let mut text = String::new();
+        self.block_on(async {
+            while let Some(Ok(chunk)) = stream.next().await {
+                text.push_str(&chunk.to_string());
+            }
+        });
+        text
+    }
+
+    /// Runs `argv` in the running container as its user (like `docker exec`); returns the exit
+    /// code and the output (stdout and stderr interleaved).
+    pub fn exec(&self, argv: &[&str]) -> Result<(i64, String), Error> {
+        self.block_on(async {
+            let exec = self
+                .docker
+                .create_exec(
+                    &self.id,
+                    bollard::exec::CreateExecOptions {
+                        cmd: Some(argv.iter().map(|word| (*word).to_owned()).collect()),
+                        attach_stdout: Some(true),
+                        attach_stderr: Some(true),
+                        ..bollard::exec::CreateExecOptions::default()
+                    },
+                )
+                .await?;
+            let mut text = String::new();
+            if let bollard::exec::StartExecResults::Attached { mut output, .. } =
+                self.docker.start_exec(&exec.id, None).await?
+            {
+                while let Some(chunk) = output.next().await {
+                    text.push_str(&chunk?.to_string());
+                }
+            }
+            let code = self.docker.inspect_exec(&exec.id).await?.exit_code.unwrap_or(-1);
+            Ok((code, text))
+        })
     }
 
     /// Waits for the container to exit and returns its exit code.

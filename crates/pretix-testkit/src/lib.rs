@@ -6,32 +6,58 @@
 //! - [`Nginx`]: nginx with a temp prefix on a free loopback port;
 //! - [`Registry`]: Debian's docker-registry on a free loopback port;
 //! - [`image`]: the stand-in `pretix/standalone` image, built from busybox-static through the
-//!   Docker API, and pushed to a [`Registry`].
+//!   Docker API, and pushed to a [`Registry`] (fast; proves the plumbing);
+//! - [`images`]: the real images, built once per machine and reused: [`images::real_image`]
+//!   (the real `pretix/standalone`), [`images::test_host_image`] and [`images::debian_base`];
+//! - [`TestHost`]: a Debian 12 server with systemd as PID 1, in a container.
 //!
 //! [`run_tool`] drives a tool binary as a pipeline does.
 //!
 //! Nothing here touches the machine's own services. A missing server binary panics with a
 //! message naming `scripts/install-test-deps`: a test never skips itself.
 
+mod http;
 pub mod image;
+pub mod images;
 mod nginx;
 mod postgres;
 mod redis;
 mod registry;
+mod test_host;
 mod tool;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use http::{HttpResponse, form_encode, http_request};
 pub use nginx::Nginx;
 pub use postgres::{Postgres, PostgresOptions, SUPERUSER_PASSWORD};
 pub use redis::{Redis, RedisOptions};
 pub use registry::Registry;
+pub use test_host::{ExecOutput, TestHost};
 pub use tool::{ToolRun, run_tool};
 
 /// The script that installs every server the tests use.
 pub const INSTALL_SCRIPT: &str = "scripts/install-test-deps";
+
+/// The path of a toolkit binary (`pretix-db`, …) of this workspace, built first if needed
+/// (`cargo build --bins -p <name>`, a no-op when `cargo test --workspace` already built it).
+pub fn toolkit_binary(name: &str) -> PathBuf {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+        .args(["build", "--quiet", "--bins", "-p", name])
+        .current_dir(&workspace)
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "building {name} failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"));
+    let path = target.join("debug").join(name);
+    assert!(path.is_file(), "{} is not built", path.display());
+    path
+}
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
