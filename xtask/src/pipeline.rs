@@ -48,7 +48,8 @@ pub fn plan(site: Option<&Path>, tools: Option<&Path>) -> anyhow::Result<ExitCod
         }
         std::fs::write(&destination, content).with_context(|| format!("stage {target}"))?;
     }
-    for dir in ["etc", "var", "run"] {
+    // The directories a fresh Debian 12 host has that the plan writes into.
+    for dir in ["etc", "etc/systemd/system", "var", "run"] {
         std::fs::create_dir_all(staging.path().join(dir))?;
     }
     let root_arg = staging.path().display().to_string();

@@ -48,6 +48,19 @@ impl ProvisionDatabaseError {
     }
 }
 
+/// The shared checks of `pretix_site` (host paths, unit names) return `ToolError::Input`.
+impl From<ToolError> for ProvisionDatabaseError {
+    fn from(error: ToolError) -> Self {
+        match error {
+            ToolError::Input { field, message } => ProvisionDatabaseError::Input { field, message },
+            other => ProvisionDatabaseError::Input {
+                field: "(document)".to_owned(),
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
 impl From<ProvisionDatabaseError> for ToolError {
     fn from(error: ProvisionDatabaseError) -> Self {
         match error {

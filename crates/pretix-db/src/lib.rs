@@ -49,6 +49,10 @@ impl Tool for DbTool {
     type Command = Command;
     const NAME: &'static str = "pretix-db";
     const ABOUT: &'static str = "PostgreSQL for pretix: role, database, listen_addresses, pg_hba.conf";
+    const EXAMPLES: &'static str = "pretix-db apply --check --diff < site.json   # what would change, touching nothing\n\
+                                    pretix-db apply < site.json > site.db.json   # as root: role, database, listen_addresses, pg_hba.conf\n\
+                                    pretix-db verify < site.db.json > /dev/null  # read-only report, exit 1 on a failure\n\
+                                    pretix-db apply < site.json | pretix-redis apply | pretix-cfg apply > site.done.json\n";
 
     fn is_read_only(command: &Command) -> bool {
         matches!(command, Command::Verify | Command::AdminSession(_))

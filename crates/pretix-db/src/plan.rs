@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use pretix_site::sections::{AuthMethod, Database};
+use pretix_site::sections::{AuthMethod, Database, HostPaths};
 
 use crate::error::ProvisionDatabaseError;
 use crate::hba::{DesiredRule, HbaPlan, plan_hba};
@@ -73,16 +73,8 @@ impl Desired {
                 ),
             ));
         }
-        let service = &database.service;
-        if service.is_empty()
-            || service.starts_with('-')
-            || service.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
-            return Err(ProvisionDatabaseError::input(
-                "database.service",
-                format!("`{service}` is not a systemd unit name: give one like postgresql"),
-            ));
-        }
+        pretix_site::service::validate_unit_name(&database.service, "database.service", "postgresql")?;
+        database.validate_host_paths()?;
         let admin = &database.admin;
         if admin.connection.is_none() {
             if admin.user.is_empty() || admin.user.contains('\0') {
@@ -99,20 +91,6 @@ impl Desired {
                         admin.user
                     ),
                 ));
-            }
-            if !admin.socket_dir.is_absolute() {
-                return Err(ProvisionDatabaseError::input(
-                    "database.admin.socket_dir",
-                    "give the absolute path of the unix socket directory, e.g. /var/run/postgresql",
-                ));
-            }
-        }
-        for (field, path) in [
-            ("database.postgresql_conf", &database.postgresql_conf),
-            ("database.pg_hba_conf", &database.pg_hba_conf),
-        ] {
-            if path.as_ref().is_some_and(|path| !path.is_absolute()) {
-                return Err(ProvisionDatabaseError::input(field, "give an absolute path"));
             }
         }
         Ok(Desired {

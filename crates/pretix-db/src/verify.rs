@@ -1,4 +1,4 @@
-//! `pretix-db check`: read-only. Reports each part of the setup as ok, warning or failure;
+//! `pretix-db verify`: read-only. Reports each part of the setup as ok, warning or failure;
 //! a failure makes the run fail (exit 1). Nothing is written, on the server or on disk.
 
 use pretix_site::report::CheckStatus;
@@ -18,11 +18,9 @@ pub fn verify(ctx: &mut Context, document: &Document) -> Result<String, ToolErro
     let section: Database = document.section("database")?;
     let paths: Paths = document.section("paths")?;
     let desired = Desired::from_section(&section)?;
-    let mut report = Report::default();
     let password = match resolve::existing_password(ctx, &section, &paths) {
         Ok((secret, reference)) => {
-            report.item(
-                ctx,
+            ctx.check_item(
                 "password file",
                 CheckStatus::Ok,
                 format!("{} is readable by its owner only", reference.secret_file.display()),
@@ -30,8 +28,7 @@ pub fn verify(ctx: &mut Context, document: &Document) -> Result<String, ToolErro
             Some(secret)
         }
         Err(error) => {
-            report.item(
-                ctx,
+            ctx.check_item(
                 "password file",
                 CheckStatus::Failure,
                 format!("{error} (pretix-db apply creates it)"),
@@ -39,17 +36,16 @@ pub fn verify(ctx: &mut Context, document: &Document) -> Result<String, ToolErro
             None
         }
     };
-    check_config(ctx, &mut report, document, &desired);
+    check_config(ctx, document, &desired);
     if ctx.is_offline() {
         ctx.note("unverified (--offline): everything on the server");
-        return report.finish();
+        return ctx.verify_outcome("pretix-db apply fixes what it owns");
     }
     let admin_password = resolve::admin_password(ctx, &section)?;
     let route = resolve::admin_route(&section, admin_password.as_ref())?;
     let mut session = match resolve::open_session(ctx, &route, &section.service) {
         Ok(session) => {
-            report.item(
-                ctx,
+            ctx.check_item(
                 "connection",
                 CheckStatus::Ok,
                 format!("connected to postgresql {}", route.target()),
@@ -57,82 +53,36 @@ pub fn verify(ctx: &mut Context, document: &Document) -> Result<String, ToolErro
             session
         }
         Err(error) => {
-            report.item(ctx, "connection", CheckStatus::Failure, error.to_string());
-            return report.finish();
+            ctx.check_item("connection", CheckStatus::Failure, error.to_string());
+            return ctx.verify_outcome("pretix-db apply fixes what it owns");
         }
     };
     let facts = match inspect::server_facts(session.as_mut()) {
         Ok(facts) => facts,
         Err(error) => {
-            report.item(ctx, "server", CheckStatus::Failure, error.to_string());
-            return report.finish();
+            ctx.check_item("server", CheckStatus::Failure, error.to_string());
+            return ctx.verify_outcome("pretix-db apply fixes what it owns");
         }
     };
-    if !check_facts(ctx, &mut report, &facts) {
-        return report.finish();
+    if !check_facts(ctx, &facts) {
+        return ctx.verify_outcome("pretix-db apply fixes what it owns");
     }
     let state = match inspect::cluster_state(session.as_mut(), &desired.role, &desired.database) {
         Ok(state) => state,
         Err(error) => {
-            report.item(ctx, "server state", CheckStatus::Failure, error.to_string());
-            return report.finish();
+            ctx.check_item("server state", CheckStatus::Failure, error.to_string());
+            return ctx.verify_outcome("pretix-db apply fixes what it owns");
         }
     };
-    check_role(
-        ctx,
-        &mut report,
-        &state,
-        &desired,
-        password.as_ref().map(|secret| secret.expose()),
-    );
-    check_database(ctx, &mut report, &state, &desired);
-    check_files(ctx, &mut report, &section, &state, &desired);
+    check_role(ctx, &state, &desired, password.as_ref().map(|secret| secret.expose()));
+    check_database(ctx, &state, &desired);
+    check_files(ctx, &section, &state, &desired);
     drop(session);
-    check_login(
-        ctx,
-        &mut report,
-        &state,
-        &desired,
-        password.as_ref().map(|secret| secret.expose()),
-    );
-    report.finish()
+    check_login(ctx, &state, &desired, password.as_ref().map(|secret| secret.expose()));
+    ctx.verify_outcome("pretix-db apply fixes what it owns")
 }
 
-#[derive(Default)]
-struct Report {
-    total: usize,
-    failures: Vec<String>,
-    warnings: usize,
-}
-
-impl Report {
-    fn item(&mut self, ctx: &mut Context, name: &str, status: CheckStatus, message: impl Into<String>) {
-        self.total += 1;
-        match status {
-            CheckStatus::Failure => self.failures.push(name.to_owned()),
-            CheckStatus::Warning => self.warnings += 1,
-            CheckStatus::Ok => {}
-        }
-        ctx.check_item(name, status, message);
-    }
-
-    fn finish(self) -> Result<String, ToolError> {
-        if !self.failures.is_empty() {
-            return Err(ToolError::failed(format!(
-                "{} of {} checks failed: {} (pretix-db apply fixes what it owns)",
-                self.failures.len(),
-                self.total,
-                self.failures.join(", ")
-            )));
-        }
-        Ok(match self.warnings {
-            0 => format!("all {} checks passed", self.total),
-            warnings => format!("{} checks passed, {warnings} with a warning", self.total),
-        })
-    }
-}
-
-fn check_config(ctx: &mut Context, report: &mut Report, document: &Document, desired: &Desired) {
+fn check_config(ctx: &mut Context, document: &Document, desired: &Desired) {
     let expected = [
         ("backend", ConfigValue::Text("postgresql".to_owned())),
         ("name", ConfigValue::Text(desired.database.clone())),
@@ -154,15 +104,13 @@ fn check_config(ctx: &mut Context, report: &mut Report, document: &Document, des
         off.push("password");
     }
     if off.is_empty() {
-        report.item(
-            ctx,
+        ctx.check_item(
             "pretix.cfg settings",
             CheckStatus::Ok,
             "config.database matches the database section",
         );
     } else {
-        report.item(
-            ctx,
+        ctx.check_item(
             "pretix.cfg settings",
             CheckStatus::Warning,
             format!(
@@ -174,30 +122,27 @@ fn check_config(ctx: &mut Context, report: &mut Report, document: &Document, des
 }
 
 /// Returns whether the server can be inspected further.
-fn check_facts(ctx: &mut Context, report: &mut Report, facts: &ServerFacts) -> bool {
+fn check_facts(ctx: &mut Context, facts: &ServerFacts) -> bool {
     let version = format!("postgresql {}", facts.version);
     if facts.major() < MIN_MAJOR {
-        report.item(
-            ctx,
+        ctx.check_item(
             "server version",
             CheckStatus::Failure,
             format!("{version} is too old, pretix needs {MIN_MAJOR} or newer"),
         );
     } else if facts.major() < RECOMMENDED_MAJOR {
-        report.item(
-            ctx,
+        ctx.check_item(
             "server version",
             CheckStatus::Warning,
             format!("{version} is older than {RECOMMENDED_MAJOR}, which current pretix requires"),
         );
     } else {
-        report.item(ctx, "server version", CheckStatus::Ok, version);
+        ctx.check_item("server version", CheckStatus::Ok, version);
     }
     if facts.encoding.eq_ignore_ascii_case("UTF8") {
-        report.item(ctx, "server encoding", CheckStatus::Ok, "UTF8");
+        ctx.check_item("server encoding", CheckStatus::Ok, "UTF8");
     } else {
-        report.item(
-            ctx,
+        ctx.check_item(
             "server encoding",
             CheckStatus::Failure,
             format!(
@@ -207,16 +152,14 @@ fn check_facts(ctx: &mut Context, report: &mut Report, facts: &ServerFacts) -> b
         );
     }
     if facts.superuser {
-        report.item(
-            ctx,
+        ctx.check_item(
             "superuser",
             CheckStatus::Ok,
             format!("connected as {}, a superuser", facts.current_user),
         );
         true
     } else {
-        report.item(
-            ctx,
+        ctx.check_item(
             "superuser",
             CheckStatus::Failure,
             format!(
@@ -228,10 +171,9 @@ fn check_facts(ctx: &mut Context, report: &mut Report, facts: &ServerFacts) -> b
     }
 }
 
-fn check_role(ctx: &mut Context, report: &mut Report, state: &ClusterState, desired: &Desired, password: Option<&str>) {
+fn check_role(ctx: &mut Context, state: &ClusterState, desired: &Desired, password: Option<&str>) {
     let Some(role) = &state.role else {
-        report.item(
-            ctx,
+        ctx.check_item(
             "role",
             CheckStatus::Failure,
             format!("role {} does not exist", desired.role),
@@ -239,8 +181,7 @@ fn check_role(ctx: &mut Context, report: &mut Report, state: &ClusterState, desi
         return;
     };
     if role.password_expired {
-        report.item(
-            ctx,
+        ctx.check_item(
             "role",
             CheckStatus::Failure,
             format!("role {}'s password has expired (VALID UNTIL)", desired.role),
@@ -248,28 +189,24 @@ fn check_role(ctx: &mut Context, report: &mut Report, state: &ClusterState, desi
         return;
     }
     match (role.can_login, role.superuser) {
-        (false, _) => report.item(
-            ctx,
+        (false, _) => ctx.check_item(
             "role",
             CheckStatus::Failure,
             format!("role {} exists but cannot log in", desired.role),
         ),
-        (true, true) => report.item(
-            ctx,
+        (true, true) => ctx.check_item(
             "role",
             CheckStatus::Warning,
             format!("role {} is a superuser, which pretix does not need", desired.role),
         ),
-        (true, false) => report.item(
-            ctx,
+        (true, false) => ctx.check_item(
             "role",
             CheckStatus::Ok,
             format!("role {} exists and can log in", desired.role),
         ),
     }
     let Some(password) = password else {
-        report.item(
-            ctx,
+        ctx.check_item(
             "role password",
             CheckStatus::Failure,
             "not checked: the password file cannot be read",
@@ -295,10 +232,10 @@ fn check_role(ctx: &mut Context, report: &mut Report, state: &ClusterState, desi
             "the stored password is not a scram-sha-256 verifier",
         ),
     };
-    report.item(ctx, "role password", status, message);
+    ctx.check_item("role password", status, message);
 }
 
-fn check_database(ctx: &mut Context, report: &mut Report, state: &ClusterState, desired: &Desired) {
+fn check_database(ctx: &mut Context, state: &ClusterState, desired: &Desired) {
     let (status, message) = match &state.database {
         None => (
             CheckStatus::Failure,
@@ -323,17 +260,17 @@ fn check_database(ctx: &mut Context, report: &mut Report, state: &ClusterState, 
             format!("database {} exists, owned by {}, UTF8", desired.database, desired.role),
         ),
     };
-    report.item(ctx, "database", status, message);
+    ctx.check_item("database", status, message);
 }
 
-fn check_files(ctx: &mut Context, report: &mut Report, section: &Database, state: &ClusterState, desired: &Desired) {
+fn check_files(ctx: &mut Context, section: &Database, state: &ClusterState, desired: &Desired) {
     let conf_path = section
         .postgresql_conf
         .clone()
         .unwrap_or_else(|| state.config_file.clone());
     let live_files = !ctx.root().is_redirected();
     match resolve::read_conf(ctx.root(), &conf_path, "database.postgresql_conf") {
-        Err(error) => report.item(ctx, "postgresql.conf", CheckStatus::Failure, error.to_string()),
+        Err(error) => ctx.check_item("postgresql.conf", CheckStatus::Failure, error.to_string()),
         Ok(conf) => {
             let override_setting = if live_files && plan::same_file(&conf_path, &state.config_file) {
                 plan::listen_override(state, &conf_path)
@@ -349,15 +286,14 @@ fn check_files(ctx: &mut Context, report: &mut Report, section: &Database, state
                 &state.listen_source,
                 override_setting,
             ) {
-                Err(error) => report.item(ctx, "postgresql.conf", CheckStatus::Failure, error.to_string()),
+                Err(error) => ctx.check_item("postgresql.conf", CheckStatus::Failure, error.to_string()),
                 Ok(decision) => {
                     match decision
                         .file
                         .as_ref()
                         .and_then(|file| file.new_value.as_ref().map(|new| (&file.current, new)))
                     {
-                        Some((current, new)) => report.item(
-                            ctx,
+                        Some((current, new)) => ctx.check_item(
                             "postgresql.conf",
                             CheckStatus::Failure,
                             format!(
@@ -365,16 +301,14 @@ fn check_files(ctx: &mut Context, report: &mut Report, section: &Database, state
                                 conf_path.display()
                             ),
                         ),
-                        None => report.item(
-                            ctx,
+                        None => ctx.check_item(
                             "postgresql.conf",
                             CheckStatus::Ok,
                             format!("listen_addresses lists {}", required.join(" and ")),
                         ),
                     }
                     if decision.restart_needed {
-                        report.item(
-                            ctx,
+                        ctx.check_item(
                             "listening",
                             CheckStatus::Warning,
                             format!(
@@ -385,10 +319,9 @@ fn check_files(ctx: &mut Context, report: &mut Report, section: &Database, state
                             ),
                         );
                     } else if let Some(warning) = decision.warnings.first() {
-                        report.item(ctx, "listening", CheckStatus::Warning, warning.clone());
+                        ctx.check_item("listening", CheckStatus::Warning, warning.clone());
                     } else {
-                        report.item(
-                            ctx,
+                        ctx.check_item(
                             "listening",
                             CheckStatus::Ok,
                             format!("the running server listens on '{}'", state.live_listen_addresses),
@@ -400,7 +333,7 @@ fn check_files(ctx: &mut Context, report: &mut Report, section: &Database, state
     }
     let hba_path = section.pg_hba_conf.clone().unwrap_or_else(|| state.hba_file.clone());
     match resolve::read_conf(ctx.root(), &hba_path, "database.pg_hba_conf") {
-        Err(error) => report.item(ctx, "pg_hba.conf", CheckStatus::Failure, error.to_string()),
+        Err(error) => ctx.check_item("pg_hba.conf", CheckStatus::Failure, error.to_string()),
         Ok(hba) => {
             let plan = plan_hba(&hba.text, &desired.rule());
             let rule = desired.rule().line().split_whitespace().collect::<Vec<_>>().join(" ");
@@ -421,10 +354,9 @@ fn check_files(ctx: &mut Context, report: &mut Report, section: &Database, state
                 ),
                 HbaAction::Insert { before: None } => (CheckStatus::Failure, format!("no rule `{rule}`")),
             };
-            report.item(ctx, "pg_hba.conf", status, message);
+            ctx.check_item("pg_hba.conf", status, message);
             if live_files && plan::same_file(&hba_path, &state.hba_file) && !state.hba_errors.is_empty() {
-                report.item(
-                    ctx,
+                ctx.check_item(
                     "pg_hba.conf errors",
                     CheckStatus::Failure,
                     format!("the server rejects line {}", state.hba_errors.join("; line ")),
@@ -434,13 +366,7 @@ fn check_files(ctx: &mut Context, report: &mut Report, section: &Database, state
     }
 }
 
-fn check_login(
-    ctx: &mut Context,
-    report: &mut Report,
-    state: &ClusterState,
-    desired: &Desired,
-    password: Option<&str>,
-) {
+fn check_login(ctx: &mut Context, state: &ClusterState, desired: &Desired, password: Option<&str>) {
     let host = desired.docker_host.to_string();
     let skipped = if state.role.is_none() {
         Some("the role does not exist")
@@ -454,8 +380,7 @@ fn check_login(
         None
     };
     if let Some(reason) = skipped {
-        report.item(
-            ctx,
+        ctx.check_item(
             "login over tcp",
             CheckStatus::Failure,
             format!("not tried at {host}:{}: {reason}", desired.port),
@@ -463,8 +388,7 @@ fn check_login(
         return;
     }
     match login(desired, password.unwrap_or_default()) {
-        Ok(user) => report.item(
-            ctx,
+        Ok(user) => ctx.check_item(
             "login over tcp",
             CheckStatus::Ok,
             format!(
@@ -473,14 +397,12 @@ fn check_login(
             ),
         ),
         Err(failure) => match crate::provision::nat_rewritten_client(desired, &failure) {
-            Some(client) => report.item(
-                ctx,
+            Some(client) => ctx.check_item(
                 "login over tcp",
                 CheckStatus::Warning,
                 crate::provision::nat_warning(desired, client),
             ),
-            None => report.item(
-                ctx,
+            None => ctx.check_item(
                 "login over tcp",
                 CheckStatus::Failure,
                 format!("at {host}:{}: {failure}", desired.port),

@@ -52,6 +52,19 @@ impl RedisSetupError {
     }
 }
 
+/// The shared checks of `pretix_site` (host paths, unit names) return `ToolError::Input`.
+impl From<ToolError> for RedisSetupError {
+    fn from(error: ToolError) -> Self {
+        match error {
+            ToolError::Input { field, message } => RedisSetupError::Input { field, message },
+            other => RedisSetupError::Input {
+                field: "(document)".to_owned(),
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
 impl From<RedisSetupError> for ToolError {
     fn from(error: RedisSetupError) -> Self {
         match error {

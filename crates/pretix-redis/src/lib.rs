@@ -45,6 +45,10 @@ impl Tool for RedisTool {
     const NAME: &'static str = "pretix-redis";
     const ABOUT: &'static str =
         "Redis for pretix: the unix socket (world, group or tcp mode), the systemd drop-in, verification";
+    const EXAMPLES: &'static str = "pretix-redis apply --check --diff < site.json     # what would change, touching nothing\n\
+                                    pretix-redis apply < site.json > site.redis.json  # as root: redis.conf, the drop-in, a restart if needed\n\
+                                    pretix-redis verify --site site.redis.json > /dev/null\n\
+                                    echo '{\"redis\": {\"socket_mode\": \"tcp\"}}' | pretix-redis apply --check\n";
 
     fn is_read_only(command: &Command) -> bool {
         matches!(command, Command::Verify)

@@ -5,7 +5,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use pretix_site::SecretRef;
-use pretix_site::sections::{Paths, Redis, RedisSocketMode};
+use pretix_site::sections::{HostPaths, Paths, Redis, RedisSocketMode};
 
 use crate::error::RedisSetupError;
 
@@ -143,13 +143,8 @@ pub fn resolve(section: &Redis, paths: &Paths) -> Result<Desired, RedisSetupErro
             socket_dir.display()
         ));
     }
-    check_absolute_file("redis.config_file", &section.config_file, "/etc/redis/redis.conf")?;
-    check_absolute_file(
-        "redis.dropin_dir",
-        &section.dropin_dir,
-        "/etc/systemd/system/redis-server.service.d",
-    )?;
-    check_unit_name(&section.service)?;
+    section.validate_host_paths()?;
+    pretix_site::service::validate_unit_name(&section.service, "redis.service", "redis-server")?;
     if section.restart_timeout_seconds == 0 {
         return Err(RedisSetupError::input(
             "redis.restart_timeout_seconds",
@@ -319,48 +314,6 @@ fn check_socket_dir(dir: &Path) -> Result<(), RedisSetupError> {
                  directory: put the socket in a directory of its own, e.g. /var/run/redis/redis.sock",
                 dir.display()
             ),
-        ));
-    }
-    Ok(())
-}
-
-fn check_absolute_file(field: &str, path: &Path, example: &str) -> Result<(), RedisSetupError> {
-    let text = path.to_string_lossy();
-    if !path.is_absolute() || path.file_name().is_none() {
-        return Err(RedisSetupError::input(
-            field,
-            format!("`{text}` is not an absolute path: give one, e.g. {example}"),
-        ));
-    }
-    if path
-        .components()
-        .any(|component| matches!(component, Component::ParentDir))
-    {
-        return Err(RedisSetupError::input(
-            field,
-            format!("`{text}` holds '..': give the path without it, e.g. {example}"),
-        ));
-    }
-    if text.chars().any(char::is_control) {
-        return Err(RedisSetupError::input(
-            field,
-            format!("{text:?} holds a control character: give a plain path, e.g. {example}"),
-        ));
-    }
-    Ok(())
-}
-
-/// The unit name goes to `systemctl restart NAME`: no option-looking or odd names.
-fn check_unit_name(service: &str) -> Result<(), RedisSetupError> {
-    let valid = !service.is_empty()
-        && !service.starts_with('-')
-        && service
-            .chars()
-            .all(|character| character.is_ascii_alphanumeric() || matches!(character, ':' | '_' | '.' | '@' | '-'));
-    if !valid {
-        return Err(RedisSetupError::input(
-            "redis.service",
-            format!("`{service}` is not a systemd unit name: give one like redis-server or redis-server.service"),
         ));
     }
     Ok(())

@@ -16,6 +16,9 @@ use crate::secret::SecretRef;
 /// The current version of the document format. A document with another version is refused.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// The pretix release whose option schema and Docker image the toolkit follows.
+pub const PRETIX_VERSION: &str = "2026.8";
+
 /// The whole site document. Tools never parse it as a whole (they pass foreign sections through
 /// untouched, see `Document`); this type exists to generate the JSON Schema and the docs.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -107,16 +110,7 @@ impl Paths {
     /// Every path absolute, without `..` or control characters (checked by every tool before
     /// it takes the lock).
     pub fn validate(&self) -> Result<(), crate::error::ToolError> {
-        let paths = [
-            ("paths.config_dir", &self.config_dir),
-            ("paths.data_dir", &self.data_dir),
-            ("paths.secrets_dir", &self.secrets_dir),
-            ("paths.lock_file", &self.lock_file),
-            ("paths.env_file", &self.env_file),
-        ];
-        for (field, path) in paths {
-            crate::fs::validate_host_path(path, field)?;
-        }
+        self.validate_host_paths()?;
         if self.lock_file.file_name().is_none() {
             return Err(crate::error::ToolError::input(
                 "paths.lock_file",
@@ -663,6 +657,111 @@ impl Default for Cron {
 pub enum CronScheduler {
     Cron,
     Timer,
+}
+
+/// A section's host paths, each with its JSON field, for the one shared check
+/// (`fs::validate_host_path`: absolute, no `..`, no control characters). Every path field of
+/// every section is listed here; the tidy test keeps it so.
+pub trait HostPaths {
+    /// Every host path of the section that is set, with its field name in the document.
+    fn host_paths(&self) -> Vec<(&'static str, &std::path::Path)>;
+
+    /// Checks every one of them; the first bad one is an input error naming its field.
+    fn validate_host_paths(&self) -> Result<(), crate::error::ToolError> {
+        for (field, path) in self.host_paths() {
+            crate::fs::validate_host_path(path, field)?;
+        }
+        Ok(())
+    }
+}
+
+fn secret_path(reference: &Option<SecretRef>) -> Option<&std::path::Path> {
+    reference.as_ref().map(|reference| reference.secret_file.as_path())
+}
+
+fn listed<'a>(
+    paths: impl IntoIterator<Item = (&'static str, Option<&'a std::path::Path>)>,
+) -> Vec<(&'static str, &'a std::path::Path)> {
+    paths
+        .into_iter()
+        .filter_map(|(field, path)| path.map(|path| (field, path)))
+        .collect()
+}
+
+impl HostPaths for Paths {
+    fn host_paths(&self) -> Vec<(&'static str, &std::path::Path)> {
+        vec![
+            ("paths.config_dir", &self.config_dir),
+            ("paths.data_dir", &self.data_dir),
+            ("paths.secrets_dir", &self.secrets_dir),
+            ("paths.lock_file", &self.lock_file),
+            ("paths.env_file", &self.env_file),
+        ]
+    }
+}
+
+impl HostPaths for Database {
+    fn host_paths(&self) -> Vec<(&'static str, &std::path::Path)> {
+        listed([
+            ("database.password.secret_file", secret_path(&self.password)),
+            ("database.postgresql_conf", self.postgresql_conf.as_deref()),
+            ("database.pg_hba_conf", self.pg_hba_conf.as_deref()),
+            ("database.admin.password.secret_file", secret_path(&self.admin.password)),
+            ("database.admin.socket_dir", Some(self.admin.socket_dir.as_path())),
+        ])
+    }
+}
+
+impl HostPaths for Redis {
+    fn host_paths(&self) -> Vec<(&'static str, &std::path::Path)> {
+        listed([
+            ("redis.config_file", Some(self.config_file.as_path())),
+            ("redis.socket", Some(self.socket.as_path())),
+            ("redis.dropin_dir", Some(self.dropin_dir.as_path())),
+            ("redis.password.secret_file", secret_path(&self.password)),
+        ])
+    }
+}
+
+impl HostPaths for Container {
+    fn host_paths(&self) -> Vec<(&'static str, &std::path::Path)> {
+        vec![
+            ("container.unit_dir", &self.unit_dir),
+            ("container.state_dir", &self.state_dir),
+        ]
+    }
+}
+
+impl HostPaths for Proxy {
+    fn host_paths(&self) -> Vec<(&'static str, &std::path::Path)> {
+        listed([
+            ("proxy.certificate", self.certificate.as_deref()),
+            ("proxy.certificate_key", self.certificate_key.as_deref()),
+            ("proxy.site_file", Some(self.site_file.as_path())),
+        ])
+    }
+}
+
+impl HostPaths for Plugins {
+    fn host_paths(&self) -> Vec<(&'static str, &std::path::Path)> {
+        let mut paths = listed([("plugins.build_ca_bundle", self.build_ca_bundle.as_deref())]);
+        for package in &self.packages {
+            if let PluginPackage::Local(local) = package {
+                paths.push(("plugins.packages[].path", local.path.as_path()));
+            }
+        }
+        paths
+    }
+}
+
+impl HostPaths for Cron {
+    fn host_paths(&self) -> Vec<(&'static str, &std::path::Path)> {
+        vec![
+            ("cron.file", &self.file),
+            ("cron.unit_dir", &self.unit_dir),
+            ("cron.docker", &self.docker),
+        ]
+    }
 }
 
 #[cfg(test)]

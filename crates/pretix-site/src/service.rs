@@ -142,3 +142,79 @@ impl Services {
         }
     }
 }
+
+/// The unit suffixes systemd knows.
+const UNIT_SUFFIXES: &[&str] = &[
+    "service",
+    "socket",
+    "device",
+    "mount",
+    "automount",
+    "swap",
+    "target",
+    "path",
+    "timer",
+    "slice",
+    "scope",
+];
+
+/// The one check of a systemd unit name from the document, as systemd itself checks one: at most
+/// 255 characters of `[A-Za-z0-9:_.@-]` (and `\` for escapes), not starting with `-` (it goes into
+/// `systemctl`'s argv), and a known suffix when it has one (`postgresql` means `postgresql.service`).
+pub fn validate_unit_name(name: &str, field: &str, example: &str) -> Result<(), crate::error::ToolError> {
+    let shown: String = name.chars().take(60).collect::<String>().escape_debug().to_string();
+    let problem = if name.is_empty() {
+        Some("is empty".to_owned())
+    } else if name.len() > 255 {
+        Some("is longer than systemd's 255 characters".to_owned())
+    } else if name.starts_with('-') {
+        Some("starts with `-`".to_owned())
+    } else if let Some(bad) = name.chars().find(|character| {
+        !(character.is_ascii_alphanumeric() || matches!(character, ':' | '_' | '.' | '@' | '-' | '\\'))
+    }) {
+        Some(format!("holds {:?}, which systemd does not allow in a unit name", bad))
+    } else {
+        match name.rsplit_once('.') {
+            Some((stem, suffix)) if !UNIT_SUFFIXES.contains(&suffix) || stem.is_empty() => Some(format!(
+                "ends in `.{suffix}`, which is not a unit type ({})",
+                UNIT_SUFFIXES.join(", ")
+            )),
+            _ => None,
+        }
+    };
+    match problem {
+        Some(problem) => Err(crate::error::ToolError::input(
+            field,
+            format!("`{shown}` is not a systemd unit name: it {problem}; give one like {example}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_unit_name;
+
+    #[test]
+    fn unit_names_are_checked_as_systemd_checks_them() {
+        for good in [
+            "postgresql",
+            "postgresql@15-main.service",
+            "redis-server.service",
+            "pretix.service",
+        ] {
+            assert!(validate_unit_name(good, "x.service", "x").is_ok(), "{good}");
+        }
+        for (bad, problem) in [
+            ("", "is empty"),
+            ("--help", "starts with `-`"),
+            ("../../etc/shadow", "holds '/'"),
+            ("redis server", "holds ' '"),
+            ("postgresql.conf", "ends in `.conf`"),
+            (&"a".repeat(256), "longer than systemd's 255"),
+        ] {
+            let error = validate_unit_name(bad, "x.service", "x").expect_err(bad).to_string();
+            assert!(error.contains(problem), "{bad}: {error}");
+        }
+    }
+}

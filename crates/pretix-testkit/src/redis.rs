@@ -108,11 +108,12 @@ impl Redis {
             _dir: None,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !redis.socket.exists() {
+        // The socket file appears at bind(), before listen(): wait until a connect succeeds.
+        while std::os::unix::net::UnixStream::connect(&redis.socket).is_err() {
             let exited = redis.child.as_mut().and_then(|child| child.try_wait().ok().flatten());
             if exited.is_some() || Instant::now() > deadline {
                 panic!(
-                    "redis-server did not create {} ({exited:?}): {}",
+                    "redis-server did not answer on {} ({exited:?}): {}",
                     redis.socket.display(),
                     std::fs::read_to_string(&log).unwrap_or_default()
                 );

@@ -150,3 +150,31 @@ fn an_import_through_a_link_is_refused() {
     assert_eq!(outcome.code, 2, "{}", outcome.stderr);
     assert!(outcome.msg().contains("symbolic link"), "{}", outcome.msg());
 }
+
+#[test]
+fn import_check_plans_each_directory_once_and_writes_nothing() {
+    let root = stage();
+    // A fresh host: no /etc/pretix-toolkit yet, and a file with several secrets to move there.
+    std::fs::remove_dir_all(root.path().join("etc/pretix-toolkit")).expect("rm");
+    std::fs::write(root.path().join("etc/old-pretix.cfg"), fixture("handmade.cfg")).expect("write source");
+    let root_arg = root.path().display().to_string();
+    let planned = run(
+        &["import", "/etc/old-pretix.cfg", "--check", "--root", &root_arg],
+        &serde_json::json!({}),
+    );
+    assert_eq!(planned.code, 0, "{}", planned.stderr);
+    let actions: Vec<String> = planned.result()["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .map(|action| action.as_str().unwrap_or_default().to_owned())
+        .collect();
+    for directory in ["/etc/pretix-toolkit ", "/etc/pretix-toolkit/secrets "] {
+        let creations = actions
+            .iter()
+            .filter(|action| action.starts_with(&format!("create directory {directory}")))
+            .count();
+        assert_eq!(creations, 1, "{directory}: {actions:#?}");
+    }
+    assert!(!root.path().join("etc/pretix-toolkit").exists());
+}

@@ -117,7 +117,19 @@ fn bad_input_exits_2_naming_the_field_before_contacting_anything() {
         ),
         (
             json!({"password": {"secret_file": "relative/path"}}),
-            "database.password: secret_file relative/path is relative",
+            "database.password.secret_file: relative/path is not absolute",
+        ),
+        (
+            json!({"postgresql_conf": "/etc/postgresql/15/main/../main/postgresql.conf"}),
+            "database.postgresql_conf: /etc/postgresql/15/main/../main/postgresql.conf contains `..`",
+        ),
+        (
+            json!({"pg_hba_conf": "/etc/pretix/../../etc/shadow"}),
+            "database.pg_hba_conf: /etc/pretix/../../etc/shadow contains `..`",
+        ),
+        (
+            json!({"service": "../../etc/shadow"}),
+            "database.service: `../../etc/shadow` is not a systemd unit name: it holds '/'",
         ),
     ];
     for (database, expected) in cases {

@@ -38,6 +38,10 @@ pub struct CommonArgs {
     /// Only errors and warnings on stderr
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Print the document on stdout even when stdout is a terminal (otherwise a recap is shown
+    /// there; a pipe or a file always gets the document)
+    #[arg(long, global = true)]
+    pub json: bool,
 }
 
 impl CommonArgs {
@@ -85,9 +89,13 @@ pub fn command<T: Tool>() -> clap::Command {
         .name(T::NAME)
         .bin_name(T::NAME)
         .about(T::ABOUT)
-        .version(env!("CARGO_PKG_VERSION"))
+        .version(VERSION)
         .after_help(after_help)
 }
+
+/// `--version`: the toolkit's version, the pretix release whose option schema and image it
+/// follows, and the document format it reads (a unit test keeps the numbers true).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (pretix 2026.8, site document format 1)");
 
 /// The command-line main. Returns the exit code.
 pub fn main<T: Tool>(args: &[OsString]) -> i32 {
@@ -118,8 +126,58 @@ pub fn main<T: Tool>(args: &[OsString]) -> i32 {
     };
     let ctx = Context::new(T::NAME, &verb, cli.common.options(pipeline));
     let outcome = run_verb::<T>(&cli.command, &verb, ctx, document);
-    print_stdout(&outcome.document.to_json_pretty());
+    if std::io::stdout().is_terminal() && !cli.common.json {
+        print_stdout(&recap(&outcome.document));
+    } else {
+        print_stdout(&outcome.document.to_json_pretty());
+    }
     outcome.exit_code
+}
+
+/// What a person at a terminal reads instead of the document: per tool of this pipeline, what
+/// was (or would be) changed and what was only noted, then the warnings again at the end.
+pub fn recap(document: &Document) -> String {
+    let results = document.results().unwrap_or_default();
+    let start = results.iter().rposition(|result| result.starts_pipeline).unwrap_or(0);
+    let mut text = String::new();
+    let mut warnings = Vec::new();
+    for result in results.iter().skip(start) {
+        let mode = if result.check_mode { " --check" } else { "" };
+        let state = match (result.failed, result.changed, result.check_mode) {
+            (true, _, _) => "FAILED",
+            (false, true, true) => "would change",
+            (false, true, false) => "changed",
+            (false, false, _) => "no change",
+        };
+        text.push_str(&format!("{} {}{mode}: {state}\n", result.tool, result.verb));
+        let sign = if result.check_mode { "would " } else { "" };
+        for action in &result.actions {
+            text.push_str(&format!("  - {sign}{action}\n"));
+        }
+        for item in &result.checks {
+            let label = match item.status {
+                crate::report::CheckStatus::Ok => "ok",
+                crate::report::CheckStatus::Warning => "WARNING",
+                crate::report::CheckStatus::Failure => "FAILURE",
+            };
+            text.push_str(&format!("  [{label}] {}: {}\n", item.name, item.message));
+        }
+        text.push_str(&format!("  {}\n", result.msg));
+        warnings.extend(
+            result
+                .warnings
+                .iter()
+                .map(|warning| format!("{}: {warning}", result.tool)),
+        );
+    }
+    if !warnings.is_empty() {
+        text.push_str(&format!("\n{} warning(s):\n", warnings.len()));
+        for warning in warnings {
+            text.push_str(&format!("  - {warning}\n"));
+        }
+    }
+    text.push_str("\n(the site document goes to stdout when it is a pipe or a file, or with --json)\n");
+    text
 }
 
 /// When even the document could not be read: print a minimal document holding the failure, so
@@ -175,5 +233,17 @@ fn stdin_pipeline() -> Pipeline {
             }
         }
         Err(_) => Pipeline::Continues,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_version_names_the_pretix_release_and_the_document_format() {
+        assert!(super::VERSION.ends_with(&format!(
+            " (pretix {}, site document format {})",
+            crate::sections::PRETIX_VERSION,
+            crate::sections::FORMAT_VERSION
+        )));
     }
 }

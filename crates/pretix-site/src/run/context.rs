@@ -1,6 +1,7 @@
 //! `Options` (how a run was asked for) and `Context` (everything a verb may touch, and what it
 //! has done so far). Both front ends build an `Options`; the tools only read it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::ToolError;
@@ -115,6 +116,10 @@ pub struct Context {
     services: Services,
     redactor: Redactor,
     result: ToolResult,
+    /// The check-mode view: directories this run's plan creates or fixes, as planned. In check
+    /// mode nothing is created, so without this a second step under the same directory would
+    /// plan to create it again.
+    planned_dirs: BTreeMap<PathBuf, DirSpec>,
 }
 
 impl Context {
@@ -131,6 +136,7 @@ impl Context {
             options,
             services,
             redactor: Redactor::default(),
+            planned_dirs: BTreeMap::new(),
         }
     }
 
@@ -228,6 +234,31 @@ impl Context {
         });
     }
 
+    /// The end of every `verify`, in one wording: a failure when any item failed, naming them and
+    /// `fix` (e.g. "pretix-db apply fixes what it owns"); else how many passed.
+    pub fn verify_outcome(&self, fix: &str) -> Result<String, ToolError> {
+        let checks = &self.result.checks;
+        let count = |status: CheckStatus| checks.iter().filter(|item| item.status == status).count();
+        let mut failed: Vec<&str> = Vec::new();
+        for item in checks.iter().filter(|item| item.status == CheckStatus::Failure) {
+            if !failed.contains(&item.name.as_str()) {
+                failed.push(&item.name);
+            }
+        }
+        if !failed.is_empty() {
+            return Err(ToolError::failed(format!(
+                "{} of {} checks failed: {} ({fix})",
+                count(CheckStatus::Failure),
+                checks.len(),
+                failed.join(", ")
+            )));
+        }
+        Ok(match count(CheckStatus::Warning) {
+            0 => format!("all {} checks passed", checks.len()),
+            warnings => format!("{} checks passed, {warnings} with a warning", checks.len()),
+        })
+    }
+
     /// The `verify` findings so far.
     pub fn checks(&self) -> &[CheckItem] {
         &self.result.checks
@@ -277,7 +308,7 @@ impl Context {
         let missing: Vec<PathBuf> = path
             .ancestors()
             .skip(1)
-            .take_while(|ancestor| !ancestor.as_os_str().is_empty() && !self.options.root.host_path(ancestor).exists())
+            .take_while(|ancestor| !ancestor.as_os_str().is_empty() && !self.exists(ancestor))
             .map(Path::to_path_buf)
             .collect();
         for ancestor in missing.iter().rev() {
@@ -309,9 +340,35 @@ impl Context {
         self.file(&crate::secret::secret_file_spec(file, secret)).map(drop)
     }
 
-    /// Ensures a directory, recording the change.
+    /// Whether `path` exists on the host, or (in check mode) this run's plan creates it: the
+    /// check-mode view, in which what the plan creates counts as existing.
+    pub fn exists(&self, path: &Path) -> bool {
+        self.planned_dirs.contains_key(path) || self.options.root.host_path(path).exists()
+    }
+
+    /// Ensures a directory, recording the change. In check mode, a directory the plan already
+    /// creates (or fixes) the same way is not planned twice.
     pub fn dir(&mut self, spec: &DirSpec) -> Result<DirOutcome, ToolError> {
+        if self.planned_dirs.get(&spec.path) == Some(spec) {
+            return Ok(DirOutcome {
+                created: false,
+                attributes: None,
+            });
+        }
+        // The plan finds what apply would: a directory whose parent neither exists nor is
+        // planned cannot be created.
+        if let Some(parent) = spec.path.parent().filter(|_| self.is_check())
+            && !self.exists(parent)
+        {
+            return Err(ToolError::failed(format!(
+                "cannot create {}: its parent directory does not exist; create the parent first",
+                spec.path.display()
+            )));
+        }
         let outcome = ensure_dir(&self.options.root, spec, self.is_check())?;
+        if self.is_check() && outcome.changed() {
+            self.planned_dirs.insert(spec.path.clone(), spec.clone());
+        }
         if let Some(attributes) = &outcome.attributes {
             let what = if outcome.created {
                 "create directory"

@@ -332,3 +332,16 @@ fn a_secret_file_must_be_root_owned_private_and_not_a_link() {
         assert_eq!(error.exit_code(), 2);
     }
 }
+
+#[test]
+fn a_terminal_gets_a_recap_of_the_pipeline_with_the_warnings_at_the_end() {
+    let root = temp_root();
+    let planned = run(r#"{"database": {"name": "shop"}}"#, Command::Apply, root.path(), true);
+    let recap = pretix_site::run::cli::recap(&planned.document);
+    assert_eq!(
+        recap,
+        "demo apply --check: would change\n  - would create /etc/demo.conf\n  configured shop with ********\n\n1 \
+         warning(s):\n  - demo: the password ******** is weak\n\n(the site document goes to stdout when it is a pipe \
+         or a file, or with --json)\n"
+    );
+}
