@@ -6,7 +6,6 @@ use std::process::Command;
 use pretix_site::run::command;
 
 const STUBS: &[(&str, &[&str])] = &[
-    ("pretix-unit", &["apply", "verify", "upgrade", "migrate"]),
     ("pretix-proxy", &["apply", "verify"]),
 ];
 

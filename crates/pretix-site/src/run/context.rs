@@ -437,6 +437,12 @@ impl Context {
         Ok(self.services.query(args, &mut log)?)
     }
 
+    /// The file systemctl calls are only recorded to (tests), when they are not really made: a
+    /// tool must not wait for a service that was never started.
+    pub fn systemctl_recorded_to(&self) -> Option<&Path> {
+        self.services.recording_to()
+    }
+
     /// Whether anything changed so far.
     pub fn has_changed(&self) -> bool {
         self.result.changed
