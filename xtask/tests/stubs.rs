@@ -5,9 +5,7 @@ use std::process::Command;
 
 use pretix_site::run::command;
 
-const STUBS: &[(&str, &[&str])] = &[
-    ("pretix-proxy", &["apply", "verify"]),
-];
+const STUBS: &[(&str, &[&str])] = &[("pretix-proxy", &["apply", "verify"])];
 
 #[test]
 fn command_lines_are_consistent() {

@@ -26,7 +26,8 @@ pub fn load(document: &Document) -> Result<(Container, Desired), ToolError> {
         .raw_section("redis")
         .and_then(|redis| redis.get("socket_mode"))
         .and_then(Value::as_str);
-    let desired = spec::resolve(&section, &paths, redis_mode, &HostFacts::of_this_host())?;
+    let mut desired = spec::resolve(&section, &paths, redis_mode, &HostFacts::of_this_host())?;
+    desired.plugin_image = spec::plugin_image(document.raw_section("plugins"))?;
     Ok((section, desired))
 }
 
@@ -71,7 +72,7 @@ pub fn pull(ctx: &mut Context, document: &mut Document) -> Result<String, ToolEr
 pub fn apply(ctx: &mut Context, document: &mut Document) -> Result<String, ToolError> {
     let (section, desired) = load(document)?;
     announce(ctx, &desired);
-    let image_ref = desired.image.to_string();
+    let image_ref = desired.run_image();
     if desired.supervisor == Supervisor::Docker && !ctx.is_offline() {
         for instance in &desired.instances {
             let unit_file = host::read_unit(ctx, &desired.unit_dir, &instance.unit)?;
@@ -94,7 +95,13 @@ pub fn apply(ctx: &mut Context, document: &mut Document) -> Result<String, ToolE
         Some(host::connect(&desired)?)
     };
     let image = match &docker {
-        Some(docker) => ensure_image(ctx, document, &section, &desired, docker, false)?,
+        Some(docker) => {
+            let base = ensure_image(ctx, document, &section, &desired, docker, false)?;
+            match &desired.plugin_image {
+                Some(plugin) => Some(plugin_image(ctx, docker, plugin, base.as_ref(), &desired)?),
+                None => base,
+            }
+        }
         None => {
             ctx.note(format!(
                 "offline: the image {image_ref} and the containers were not inspected; the plan assumes none exist"
@@ -187,6 +194,37 @@ fn ensure_image(
         record_digest(document, section, &digest)?;
     }
     Ok(Some(info))
+}
+
+/// The custom image pretix-plugin built: it must be on the host; a warning when it was built on
+/// another base than the one here now (the plugins would run on a stale pretix).
+fn plugin_image(
+    ctx: &mut Context,
+    docker: &Docker,
+    plugin: &spec::PluginImage,
+    base: Option<&ImageInfo>,
+    desired: &Desired,
+) -> Result<ImageInfo, ToolError> {
+    let reference = plugin.reference.to_string();
+    let info = docker.inspect_image(&reference)?.ok_or_else(|| {
+        ToolError::failed(format!(
+            "the plugin image {reference} (plugins.built) is not on this host: run pretix-plugin apply"
+        ))
+    })?;
+    if let Some(base) = base {
+        let current = base
+            .digest_for(&desired.image.repository)
+            .map(|digest| desired.image.pinned(&digest))
+            .unwrap_or_else(|| base.id.clone());
+        if !plugin.base.is_empty() && plugin.base != current && plugin.base != base.id {
+            ctx.warn(format!(
+                "the plugin image {reference} was built on {}, but {} is now {current}: run pretix-plugin apply to \
+                 rebuild it on the current base, then pretix-unit apply",
+                plugin.base, desired.image
+            ));
+        }
+    }
+    Ok(info)
 }
 
 /// Writes `container.image_digest`, keeping the one before as `previous_image_digest`.

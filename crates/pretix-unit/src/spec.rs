@@ -35,7 +35,10 @@ pub const PUBLIC_BIND_WARNING: &str = "the container's port is published on a no
 /// The desired state of every container.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
+    /// The base image: pulled, its digest recorded.
     pub image: ImageRef,
+    /// The custom image pretix-plugin built on the base, when there is one: what the containers run.
+    pub plugin_image: Option<PluginImage>,
     pub supervisor: Supervisor,
     pub docker_host: Option<String>,
     pub unit_dir: PathBuf,
@@ -46,6 +49,47 @@ pub struct Desired {
     pub warnings: Vec<String>,
     /// Said on every run (the NUM_WORKERS choice).
     pub notes: Vec<String>,
+}
+
+/// The custom image of pretix-plugin (`plugins.built`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginImage {
+    pub reference: ImageRef,
+    /// The base it was built on, pinned (`repository@sha256:...`, or an image id).
+    pub base: String,
+}
+
+impl Desired {
+    /// The image the containers run: pretix-plugin's custom image, else the base.
+    pub fn run_image(&self) -> String {
+        match &self.plugin_image {
+            Some(plugin) => plugin.reference.to_string(),
+            None => self.image.to_string(),
+        }
+    }
+}
+
+/// Reads `plugins.built` (pretix-plugin's, passed raw): the image to run instead of the base.
+pub fn plugin_image(plugins: Option<&serde_json::Value>) -> Result<Option<PluginImage>, ToolError> {
+    let Some(built) = plugins
+        .and_then(|plugins| plugins.get("built"))
+        .filter(|built| !built.is_null())
+    else {
+        return Ok(None);
+    };
+    let image = built.get("image").and_then(serde_json::Value::as_str).ok_or_else(|| {
+        ToolError::input(
+            "plugins.built.image",
+            "is missing: pretix-plugin writes it; run pretix-plugin apply again",
+        )
+    })?;
+    let reference = ImageRef::parse(image).map_err(|message| ToolError::input("plugins.built.image", message))?;
+    let base = built
+        .get("base")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    Ok(Some(PluginImage { reference, base }))
 }
 
 /// One container, fully resolved.
@@ -299,6 +343,7 @@ pub fn resolve(
     }
     Ok(Desired {
         image,
+        plugin_image: None,
         supervisor: container.supervisor,
         docker_host: container.docker_host.clone(),
         unit_dir: container.unit_dir.clone(),

@@ -28,7 +28,7 @@ pub const REDIS_PROBE: &str = "import os\nfrom django.conf import settings\nif n
 pub fn verify(ctx: &mut Context, document: &mut Document) -> Result<String, ToolError> {
     let (section, desired) = load(document)?;
     announce(ctx, &desired);
-    let image_ref = desired.image.to_string();
+    let image_ref = desired.run_image();
     let docker = match host::connect(&desired) {
         Ok(docker) => {
             ctx.check_item(

@@ -236,3 +236,46 @@ fn a_container_that_exits_at_once_fails_showing_its_log() {
         run.msg()
     );
 }
+
+#[test]
+fn the_plugin_image_in_the_document_is_what_runs() {
+    let mut host = TestHost::new("plugin");
+    pretix_testkit::image::build_stand_in_image_blocking().expect("build the stand-in image");
+    let custom = host.build_test_image("plugins");
+    let mut document = host.document(json!({
+        "supervisor": "docker",
+        "image": pretix_testkit::image::STAND_IN_TAG,
+        "role": "webworker",
+    }));
+    document["plugins"] = json!({"built": {
+        "image": custom,
+        "id": "sha256:0",
+        "base": format!("pretix/standalone@sha256:{}", "0".repeat(64)),
+        "loaded_plugins": [],
+    }});
+    let run = host.run(&["apply"], &document);
+    assert_eq!(run.code, 0, "{}", run.describe());
+    let custom_id = host.docker.inspect_image(&custom).expect("inspect").expect("built").id;
+    let container = host
+        .docker
+        .inspect_container(&host.unit)
+        .expect("inspect")
+        .expect("created");
+    assert_eq!(container.image_id, custom_id);
+    assert!(
+        run.warnings()
+            .iter()
+            .any(|warning| warning.contains("run pretix-plugin apply to rebuild it on the current base")),
+        "{:?}",
+        run.warnings()
+    );
+
+    document["plugins"]["built"]["image"] = json!(format!("{}:absent", crate::support::unique("absent")));
+    let missing = host.run(&["apply"], &document);
+    assert_eq!(missing.code, 1, "{}", missing.describe());
+    assert!(
+        missing.msg().contains("is not on this host: run pretix-plugin apply"),
+        "{}",
+        missing.msg()
+    );
+}
