@@ -33,7 +33,8 @@ pub use error::ProvisionDatabaseError;
 /// The verbs of `pretix-db`.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
-    /// Converge PostgreSQL to the document: role, database, listen_addresses, pg_hba.conf
+    /// Converge PostgreSQL to the document: role, database, listen_addresses, pg_hba.conf. With --root, the
+    /// files are staged but the role and database are still changed on the live server it connects to
     Apply,
     /// Read-only: report each part as ok, warning or failure (exit 1 on any failure)
     Verify,

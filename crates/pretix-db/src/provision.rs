@@ -40,6 +40,13 @@ pub fn apply(ctx: &mut Context, document: &mut Document) -> Result<String, ToolE
         return apply_offline(ctx, document, &section, &paths, &desired, &password);
     }
     let route = resolve::admin_route(&section, admin_password.as_ref())?;
+    if ctx.root().is_redirected() && !ctx.is_check() {
+        ctx.warn(format!(
+            "--root stages files only: the role and the database are changed on the live server {} (use --check to \
+             see what would change there, --check --offline to contact no server)",
+            route.target()
+        ));
+    }
     let mut session = resolve::open_session(ctx, &route, &section.service)?;
 
     // Inspect and plan: everything that can stop the run stops it here, before any change.

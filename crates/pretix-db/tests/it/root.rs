@@ -41,6 +41,12 @@ fn debian_files_under_root_keep_every_untouched_byte_and_a_shadowing_rule_is_han
     assert_eq!(first.code, 0, "{}", first.describe());
     assert!(first.has_action("create role pretix"), "{:?}", first.actions());
     assert!(
+        first.warnings().iter().any(|warning| warning
+            .starts_with("--root stages files only: the role and the database are changed on the live server")),
+        "{:?}",
+        first.warnings()
+    );
+    assert!(
         first.has_action(&format!("update {}", conf_server.display())),
         "{:?}",
         first.actions()

@@ -8,6 +8,8 @@
 //! Options are the site document's top-level sections (`config`, `database`, ...) plus:
 //! - `verb`: the tool's verb, default `apply`;
 //! - `site_file`: a document to start from; sections given inline replace its sections;
+//! - `site`: the same as a value, typically the `site` an earlier task returned
+//!   (`site: "{{ db.site }}"`), so a play chains the tools as a shell pipe does;
 //! - `root`: the `--root` directory (staging).
 
 use std::ffi::OsString;
@@ -23,7 +25,7 @@ use crate::fs::Root;
 use crate::report::ToolResult;
 
 /// Options of our own besides the document sections.
-const OWN_OPTIONS: &[&str] = &["verb", "site_file", "root"];
+const OWN_OPTIONS: &[&str] = &["verb", "site", "site_file", "root"];
 
 /// The arguments file, when the binary was called the way Ansible calls a module: exactly one
 /// argument, which is an existing regular file (a verb or flag never is).
@@ -138,7 +140,22 @@ pub fn parse_module_args(text: &str) -> Result<ModuleArgs, ToolError> {
     };
     let verb = text_option("verb")?.unwrap_or_else(|| "apply".to_owned());
     let root = text_option("root")?.map(PathBuf::from);
-    let mut base = match text_option("site_file")? {
+    let inline_site = match options.get("site") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(map)) => Some(map.clone()),
+        Some(_) => {
+            return Err(ToolError::input(
+                "site",
+                "expected the site document as an object, e.g. site: \"{{ db.site }}\" (the site an earlier task returned)",
+            ));
+        }
+    };
+    let site_file = text_option("site_file")?;
+    if inline_site.is_some() && site_file.is_some() {
+        return Err(ToolError::input("site", "give site or site_file, not both"));
+    }
+    let mut base = match site_file {
+        _ if inline_site.is_some() => inline_site.unwrap_or_default(),
         Some(path) => {
             let text = std::fs::read_to_string(&path)
                 .map_err(|error| ToolError::input("site_file", format!("cannot read {path}: {error}")))?;

@@ -66,3 +66,28 @@ fn result_has_the_keys_ansible_reads() {
     let without_diff = module_result(&result, &args.document, false);
     assert!(without_diff.get("diff").is_none());
 }
+
+#[test]
+fn site_chains_a_play_like_a_pipe_and_inline_sections_replace_its_sections() {
+    let args = parse_module_args(
+        r#"{"site": {"config": {"pretix": {"url": "https://t.example"}}, "database": {"name": "old"},
+                     "results": [{"tool": "pretix-db", "verb": "apply", "changed": true, "msg": "ok"}]},
+            "database": {"name": "shop"}}"#,
+    )
+    .expect("parse");
+    assert_eq!(
+        args.document.raw_section("config").expect("config")["pretix"]["url"],
+        "https://t.example"
+    );
+    assert_eq!(args.document.raw_section("database").expect("db")["name"], "shop");
+    assert_eq!(args.document.results().expect("results").len(), 1);
+    match parse_module_args(r#"{"site": {}, "site_file": "/x.json"}"#) {
+        Err(ToolError::Input { field, message }) => {
+            assert_eq!(
+                (field.as_str(), message.as_str()),
+                ("site", "give site or site_file, not both")
+            )
+        }
+        other => panic!("expected an input error, got {other:?}"),
+    }
+}
