@@ -14,7 +14,7 @@ use std::time::Duration;
 use pretix_site::ToolError;
 use pretix_site::docker::{ContainerSpec, ImageRef, PublishedPort, RestartPolicy, validate_endpoint};
 use pretix_site::fs::validate_host_path;
-use pretix_site::sections::{Container, ContainerInstance, ContainerRole, Paths, Supervisor};
+use pretix_site::sections::{Container, ContainerInstance, ContainerRole, HostPaths, Paths, Supervisor};
 
 use crate::workers::{self, HostFacts};
 
@@ -169,8 +169,7 @@ pub fn resolve(
     if let Some(endpoint) = &container.docker_host {
         validate_endpoint(endpoint).map_err(|message| ToolError::input("container.docker_host", message))?;
     }
-    validate_host_path(&container.unit_dir, "container.unit_dir")?;
-    validate_host_path(&container.state_dir, "container.state_dir")?;
+    container.validate_host_paths()?;
     paths.validate()?;
     if container.start_timeout_seconds == 0 {
         return Err(ToolError::input(
@@ -266,6 +265,7 @@ pub fn resolve(
     let mut ports = BTreeSet::new();
     let mut instances = Vec::new();
     for (index, declared) in declared.iter().enumerate() {
+        pretix_site::service::validate_unit_name(&declared.unit, &field_of(index, "unit"), "pretix-web.service")?;
         validate_unit_name(&declared.unit).map_err(|message| ToolError::input(field_of(index, "unit"), message))?;
         if !units.insert(declared.unit.clone()) {
             return Err(ToolError::input(
@@ -363,7 +363,9 @@ fn runs_gunicorn(role: ContainerRole) -> bool {
     matches!(role, ContainerRole::All | ContainerRole::Web | ContainerRole::Webworker)
 }
 
-/// A unit name that is also a valid container name: `[A-Za-z0-9][A-Za-z0-9_.-]*.service`.
+/// On top of systemd's rules (`pretix_site::service::validate_unit_name`): a service whose name
+/// is also a valid container name, `[A-Za-z0-9][A-Za-z0-9_.-]*.service` (no `@` templates, no `\`
+/// escapes: Docker allows neither in a name).
 pub fn validate_unit_name(unit: &str) -> Result<(), String> {
     let Some(stem) = unit.strip_suffix(".service") else {
         return Err(format!(

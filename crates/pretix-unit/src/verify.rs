@@ -73,18 +73,7 @@ pub fn verify(ctx: &mut Context, document: &mut Document) -> Result<String, Tool
         }
     }
 
-    let count = |status: CheckStatus| ctx.checks().iter().filter(|item| item.status == status).count();
-    let (ok, warnings, failures) = (
-        count(CheckStatus::Ok),
-        count(CheckStatus::Warning),
-        count(CheckStatus::Failure),
-    );
-    if failures > 0 {
-        return Err(ToolError::failed(format!(
-            "{failures} check(s) failed ({ok} ok, {warnings} warning(s)): each failed item says what to do"
-        )));
-    }
-    Ok(format!("{ok} check(s) ok, {warnings} warning(s)"))
+    ctx.verify_outcome("each failed item says what to do")
 }
 
 fn check_image(ctx: &mut Context, docker: &Docker, section: &Container, desired: &Desired) -> Option<ImageInfo> {
