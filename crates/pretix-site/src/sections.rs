@@ -504,29 +504,119 @@ impl ContainerRole {
     }
 }
 
-/// What pretix-proxy needs: the outer nginx TLS reverse proxy.
+/// What pretix-proxy needs: the outer nginx TLS reverse proxy in front of the container, the
+/// guide's "SSL" step. Every value that is written into the nginx site is checked first, so no
+/// value can add an nginx directive.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Proxy {
-    /// The public host name; unset: taken from `config.pretix.url`.
-    pub domain: Option<String>,
-    /// The TLS certificate (full chain); unset: `/etc/ssl/certs/<domain>.crt`.
+    /// The public host name (nginx's `server_name`); unset: the host of `config.pretix.url`,
+    /// which must be `https://<server_name>` either way.
+    pub server_name: Option<String>,
+    /// Where nginx forwards requests, `host:port` (an IPv6 address in brackets); unset:
+    /// `container.bind_address:container.published_port` (127.0.0.1 for 0.0.0.0).
+    pub upstream: Option<String>,
+    /// Where the certificate comes from: `existing` (files you put in place), `self_signed`
+    /// (made here, for staging only: browsers warn), or `acme` (certbot's webroot method).
+    pub certificate_source: CertificateSource,
+    /// The certificate with its chain (PEM); unset: `/etc/ssl/certs/<server_name>.pem`, or
+    /// certbot's `/etc/letsencrypt/live/<server_name>/fullchain.pem` for `acme`.
     pub certificate: Option<PathBuf>,
-    /// The TLS key; unset: `/etc/ssl/private/<domain>.key`.
+    /// The private key (PEM); unset: `/etc/ssl/private/<server_name>.key`, or certbot's
+    /// `/etc/letsencrypt/live/<server_name>/privkey.pem` for `acme`.
     pub certificate_key: Option<PathBuf>,
-    /// The nginx site file.
-    pub site_file: PathBuf,
+    /// Directory served at `/.well-known/acme-challenge/` on port 80 (certbot's `--webroot-path`).
+    pub acme_webroot: PathBuf,
+    /// For `acme`: the account e-mail for expiry notices; unset: registered without one.
+    pub acme_email: Option<String>,
+    /// For `acme`: the ACME directory URL; unset: certbot's default (Let's Encrypt).
+    pub acme_server: Option<String>,
+    /// The site's file name in `sites_available` (and of the link in `sites_enabled`).
+    pub site_name: String,
+    /// Where the site file is written.
+    pub sites_available: PathBuf,
+    /// Where the link that enables it is made.
+    pub sites_enabled: PathBuf,
+    /// nginx's main configuration file, tested as a whole with `nginx -t`; unset: nginx's own
+    /// (`/etc/nginx/nginx.conf` on Debian).
+    pub nginx_conf: Option<PathBuf>,
+    /// nginx's prefix (`-p`); unset: nginx's own.
+    pub nginx_prefix: Option<PathBuf>,
+    /// The IPv4 address to listen on; unset: every address.
+    pub listen_address: Option<String>,
+    /// Listen on IPv6 (`[::]`) too.
+    #[serde(deserialize_with = "lenient::boolean")]
+    pub ipv6: bool,
+    /// The plain HTTP port (redirects, ACME challenges).
+    #[serde(deserialize_with = "lenient::port")]
+    pub http_port: u16,
+    /// The HTTPS port.
+    #[serde(deserialize_with = "lenient::port")]
+    pub https_port: u16,
+    /// Mark the site `default_server` (the guide does): it then answers requests for any name.
+    /// Off by default, because only one site per address and port may be the default.
+    #[serde(deserialize_with = "lenient::boolean")]
+    pub default_server: bool,
+    /// `ipv6only=on` on the IPv6 listens (the guide has it). Off by default: nginx allows it only
+    /// once per address and port, so a second site setting it breaks the configuration.
+    #[serde(deserialize_with = "lenient::boolean")]
+    pub ipv6only: bool,
+    /// HSTS `max-age` in seconds (two years, as Mozilla's profile); 0 sends no HSTS header.
+    #[serde(deserialize_with = "lenient::seconds")]
+    pub hsts_max_age_seconds: u32,
+    /// How nginx is reloaded after a change that `nginx -t` accepted: `systemd` (`systemctl
+    /// reload <service>`, Debian's nginx), `signal` (`nginx -s reload` for an nginx that systemd
+    /// does not run), or `none` (reported only).
+    pub reload: NginxReload,
+    /// nginx's systemd unit.
+    pub service: String,
 }
 
 impl Default for Proxy {
     fn default() -> Self {
         Proxy {
-            domain: None,
+            server_name: None,
+            upstream: None,
+            certificate_source: CertificateSource::Existing,
             certificate: None,
             certificate_key: None,
-            site_file: PathBuf::from("/etc/nginx/sites-enabled/pretix.conf"),
+            acme_webroot: PathBuf::from("/var/www/pretix-acme"),
+            acme_email: None,
+            acme_server: None,
+            site_name: "pretix".to_owned(),
+            sites_available: PathBuf::from("/etc/nginx/sites-available"),
+            sites_enabled: PathBuf::from("/etc/nginx/sites-enabled"),
+            nginx_conf: None,
+            nginx_prefix: None,
+            listen_address: None,
+            ipv6: true,
+            http_port: 80,
+            https_port: 443,
+            default_server: false,
+            ipv6only: false,
+            hsts_max_age_seconds: 63_072_000,
+            reload: NginxReload::Systemd,
+            service: "nginx".to_owned(),
         }
     }
+}
+
+/// Where the TLS certificate comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CertificateSource {
+    Existing,
+    SelfSigned,
+    Acme,
+}
+
+/// How nginx is reloaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NginxReload {
+    Systemd,
+    Signal,
+    None,
 }
 
 /// What pretix-plugin needs: a custom image with plugins on top of the base image
