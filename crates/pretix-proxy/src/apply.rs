@@ -161,7 +161,13 @@ fn obtain_acme(ctx: &mut Context, desired: &Desired, transaction: &mut Transacti
 
     let mut command = Command::new("certbot");
     command
-        .args(["certonly", "--webroot", "--non-interactive", "--agree-tos", "--keep-until-expiring"])
+        .args([
+            "certonly",
+            "--webroot",
+            "--non-interactive",
+            "--agree-tos",
+            "--keep-until-expiring",
+        ])
         .arg("--webroot-path")
         .arg(&desired.acme_webroot)
         .arg(format!("--domain={}", desired.server_name))

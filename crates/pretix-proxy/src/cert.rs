@@ -103,7 +103,9 @@ pub fn inspect(certificate_pem: &[u8], key_pem: &[u8]) -> Result<CertInfo, Strin
     let key = match rcgen::KeyPair::from_pem(key_text) {
         Ok(pair) if pair.der_bytes() == leaf.public_key().subject_public_key.data.as_ref() => KeyCheck::Matches,
         Ok(_) => {
-            return Err("the key does not belong to the certificate: give the key the certificate was issued for".to_owned());
+            return Err(
+                "the key does not belong to the certificate: give the key the certificate was issued for".to_owned(),
+            );
         }
         Err(_) => KeyCheck::LeftToNginx,
     };
@@ -189,6 +191,10 @@ mod tests {
 
     #[test]
     fn garbage_is_named() {
-        assert!(inspect(b"hello", b"").expect_err("garbage").contains("no PEM certificate"));
+        assert!(
+            inspect(b"hello", b"")
+                .expect_err("garbage")
+                .contains("no PEM certificate")
+        );
     }
 }

@@ -35,10 +35,20 @@ pub enum LinkState {
 #[derive(Debug, Clone)]
 pub enum CertState {
     /// This file does not exist (the certificate is named first when both are missing).
-    Missing { field: &'static str, path: PathBuf },
+    Missing {
+        field: &'static str,
+        path: PathBuf,
+    },
     /// They exist but are unusable; the message says why.
-    Unusable { field: &'static str, path: PathBuf, problem: String },
-    Present { info: CertInfo, key_mode: u32 },
+    Unusable {
+        field: &'static str,
+        path: PathBuf,
+        problem: String,
+    },
+    Present {
+        info: CertInfo,
+        key_mode: u32,
+    },
 }
 
 pub fn read(root: &Root, desired: &Desired) -> io::Result<State> {

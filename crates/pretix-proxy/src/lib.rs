@@ -42,7 +42,8 @@ pub struct ProxyTool;
 impl Tool for ProxyTool {
     type Command = Command;
     const NAME: &'static str = "pretix-proxy";
-    const ABOUT: &'static str = "nginx as pretix's TLS reverse proxy: the site, the certificate, nginx -t before reload";
+    const ABOUT: &'static str =
+        "nginx as pretix's TLS reverse proxy: the site, the certificate, nginx -t before reload";
 
     fn is_read_only(command: &Command) -> bool {
         matches!(command, Command::Verify)

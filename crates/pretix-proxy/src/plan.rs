@@ -67,7 +67,9 @@ impl Plan {
     }
 
     pub fn makes_self_signed(&self) -> bool {
-        self.steps.iter().any(|step| matches!(step, Step::MakeSelfSigned { .. }))
+        self.steps
+            .iter()
+            .any(|step| matches!(step, Step::MakeSelfSigned { .. }))
     }
 }
 
@@ -117,9 +119,12 @@ pub fn plan(desired: &Desired, state: &State, now: i64) -> Result<Plan, ToolErro
             )));
         }
     }
-    let changes_nginx = steps
-        .iter()
-        .any(|step| matches!(step, Step::WriteSite | Step::EnableSite | Step::MakeSelfSigned { .. } | Step::ObtainAcme));
+    let changes_nginx = steps.iter().any(|step| {
+        matches!(
+            step,
+            Step::WriteSite | Step::EnableSite | Step::MakeSelfSigned { .. } | Step::ObtainAcme
+        )
+    });
     if changes_nginx {
         steps.push(Step::TestConfig);
         steps.push(Step::Reload);

@@ -92,8 +92,8 @@ pub fn https_get(
         .with_no_client_auth();
     let name = ServerName::try_from(server_name.to_owned())
         .map_err(|error| ProbeError::Failed(format!("{server_name}: {error}")))?;
-    let connection = rustls::ClientConnection::new(Arc::new(config), name)
-        .map_err(|error| ProbeError::Failed(error.to_string()))?;
+    let connection =
+        rustls::ClientConnection::new(Arc::new(config), name).map_err(|error| ProbeError::Failed(error.to_string()))?;
     let mut stream = rustls::StreamOwned::new(connection, connect(address)?);
     stream
         .write_all(request(host_header, path).as_bytes())

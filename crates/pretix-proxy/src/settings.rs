@@ -187,7 +187,10 @@ pub fn resolve(document: &Document) -> Result<Desired, ToolError> {
         if !server.starts_with("https://") {
             return Err(ToolError::input(
                 "proxy.acme_server",
-                format!("{} is not an https:// URL: give the ACME directory URL", server.escape_debug()),
+                format!(
+                    "{} is not an https:// URL: give the ACME directory URL",
+                    server.escape_debug()
+                ),
             ));
         }
     }
@@ -290,7 +293,10 @@ fn url_host_and_port(url: &str) -> Result<(String, u16), ToolError> {
     let port = match port {
         None => 443,
         Some(text) => text.parse::<u16>().ok().filter(|port| *port != 0).ok_or_else(|| {
-            ToolError::input(field, format!("{} has a bad port: give 1-65535 or none", url.escape_debug()))
+            ToolError::input(
+                field,
+                format!("{} has a bad port: give 1-65535 or none", url.escape_debug()),
+            )
         })?,
     };
     Ok((host.to_ascii_lowercase(), port))
@@ -348,7 +354,9 @@ fn validate_site_name(name: &str) -> Result<(), ToolError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('.')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if ok {
         Ok(())
     } else {
@@ -365,16 +373,19 @@ fn validate_site_name(name: &str) -> Result<(), ToolError> {
 fn validate_email(email: &str) -> Result<(), ToolError> {
     validate_word(email, "proxy.acme_email")?;
     let ok = !email.starts_with('-')
-        && email.split_once('@').is_some_and(|(user, domain)| {
-            !user.is_empty() && validate_server_name(domain, "proxy.acme_email").is_ok()
-        })
+        && email
+            .split_once('@')
+            .is_some_and(|(user, domain)| !user.is_empty() && validate_server_name(domain, "proxy.acme_email").is_ok())
         && email.chars().all(|c| c.is_ascii_graphic());
     if ok {
         Ok(())
     } else {
         Err(ToolError::input(
             "proxy.acme_email",
-            format!("{} is not an e-mail address: give one such as admin@example.org", email.escape_debug()),
+            format!(
+                "{} is not an e-mail address: give one such as admin@example.org",
+                email.escape_debug()
+            ),
         ))
     }
 }
@@ -390,13 +401,19 @@ fn validate_service(service: &str) -> Result<(), ToolError> {
     } else {
         Err(ToolError::input(
             "proxy.service",
-            format!("{} is not a systemd unit name: give one such as nginx", service.escape_debug()),
+            format!(
+                "{} is not a systemd unit name: give one such as nginx",
+                service.escape_debug()
+            ),
         ))
     }
 }
 
 fn check_ports(section: &Proxy) -> Result<(), ToolError> {
-    for (field, port) in [("proxy.http_port", section.http_port), ("proxy.https_port", section.https_port)] {
+    for (field, port) in [
+        ("proxy.http_port", section.http_port),
+        ("proxy.https_port", section.https_port),
+    ] {
         if port == 0 {
             return Err(ToolError::input(field, "is 0: give a port from 1 to 65535"));
         }
@@ -445,7 +462,15 @@ mod tests {
         for good in ["127.0.0.1:8345", "[::1]:8345", "pretix.internal:80"] {
             assert!(validate_upstream(good, "proxy.upstream").is_ok(), "{good} refused");
         }
-        for bad in ["127.0.0.1", "127.0.0.1:0", "x:8345;", "[::1:8345", "a b:1", "http://x:1", "::1:8345"] {
+        for bad in [
+            "127.0.0.1",
+            "127.0.0.1:0",
+            "x:8345;",
+            "[::1:8345",
+            "a b:1",
+            "http://x:1",
+            "::1:8345",
+        ] {
             assert!(validate_upstream(bad, "proxy.upstream").is_err(), "{bad} accepted");
         }
     }
@@ -455,7 +480,15 @@ mod tests {
         for good in ["tickets.example.org", "localhost", "xn--bcher-kva.example"] {
             assert!(validate_server_name(good, "f").is_ok(), "{good} refused");
         }
-        for bad in ["-a.example", "a..b", "a_b.example", "*.example.org", "a.example;", "x$host", ""] {
+        for bad in [
+            "-a.example",
+            "a..b",
+            "a_b.example",
+            "*.example.org",
+            "a.example;",
+            "x$host",
+            "",
+        ] {
             assert!(validate_server_name(bad, "f").is_err(), "{bad} accepted");
         }
     }
@@ -470,7 +503,12 @@ mod tests {
             url_host_and_port("https://t.example:8443").ok(),
             Some(("t.example".to_owned(), 8443))
         );
-        for bad in ["http://t.example", "https://t.example/shop", "https://u@t.example", "https://t.example:x"] {
+        for bad in [
+            "http://t.example",
+            "https://t.example/shop",
+            "https://u@t.example",
+            "https://t.example:x",
+        ] {
             assert!(url_host_and_port(bad).is_err(), "{bad} accepted");
         }
     }

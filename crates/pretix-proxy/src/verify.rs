@@ -38,9 +38,10 @@ pub fn verify(ctx: &mut Context, document: &mut Document) -> Result<String, Tool
             CheckStatus::Failure,
             format!("{} does not exist: run pretix-proxy apply", desired.site_file.display()),
         ),
-        Some(current) if current.content == expected.as_bytes() => {
-            (CheckStatus::Ok, format!("{} is as apply writes it", desired.site_file.display()))
-        }
+        Some(current) if current.content == expected.as_bytes() => (
+            CheckStatus::Ok,
+            format!("{} is as apply writes it", desired.site_file.display()),
+        ),
         Some(_) => (
             CheckStatus::Warning,
             format!(
@@ -55,15 +56,25 @@ pub fn verify(ctx: &mut Context, document: &mut Document) -> Result<String, Tool
         LinkState::ToSite => (CheckStatus::Ok, format!("{} is enabled", desired.site_file.display())),
         LinkState::Absent => (
             CheckStatus::Failure,
-            format!("{} is missing: the site is not enabled; run pretix-proxy apply", desired.site_link.display()),
+            format!(
+                "{} is missing: the site is not enabled; run pretix-proxy apply",
+                desired.site_link.display()
+            ),
         ),
         LinkState::Elsewhere(target) => (
             CheckStatus::Failure,
-            format!("{} links to {}, not to the pretix site", desired.site_link.display(), target.display()),
+            format!(
+                "{} links to {}, not to the pretix site",
+                desired.site_link.display(),
+                target.display()
+            ),
         ),
         LinkState::NotALink => (
             CheckStatus::Failure,
-            format!("{} is a file, not a link to the pretix site", desired.site_link.display()),
+            format!(
+                "{} is a file, not a link to the pretix site",
+                desired.site_link.display()
+            ),
         ),
     };
     ctx.check_item("site enabled", status, message);
@@ -105,7 +116,11 @@ fn check_certificate(ctx: &mut Context, desired: &Desired, state: &CertState, no
             None
         }
         CertState::Unusable { path, problem, .. } => {
-            ctx.check_item("certificate", CheckStatus::Failure, format!("{} {problem}", path.display()));
+            ctx.check_item(
+                "certificate",
+                CheckStatus::Failure,
+                format!("{} {problem}", path.display()),
+            );
             None
         }
         CertState::Present { info, .. } => {
@@ -146,9 +161,10 @@ fn check_nginx(ctx: &mut Context, desired: &Desired) {
             &ctx.root.host_path(&desired.certificate_key),
             &ctx.root.host_path(&desired.acme_webroot),
         );
-        match mapped.map_err(|error| error.to_string()).and_then(|text| {
-            ScratchTree::new(&text).map_err(|error| error.to_string())
-        }) {
+        match mapped
+            .map_err(|error| error.to_string())
+            .and_then(|text| ScratchTree::new(&text).map_err(|error| error.to_string()))
+        {
             Ok(scratch) => scratch.nginx().test(&mut log).map_err(|error| error.to_string()),
             Err(error) => Err(error),
         }
@@ -184,9 +200,10 @@ fn check_http(ctx: &mut Context, desired: &Desired) {
     let host = host_header(desired, desired.http_port, 80);
     let wanted = format!("{}/pretix-proxy-verify", desired.expected_url());
     let (status, message) = match probe::http_get(target, &host, "/pretix-proxy-verify") {
-        Ok(response) if response.status == 301 && response.header("Location") == Some(wanted.as_str()) => {
-            (CheckStatus::Ok, format!("http://{host}/ answers 301 to {}", desired.expected_url()))
-        }
+        Ok(response) if response.status == 301 && response.header("Location") == Some(wanted.as_str()) => (
+            CheckStatus::Ok,
+            format!("http://{host}/ answers 301 to {}", desired.expected_url()),
+        ),
         Ok(response) => (
             CheckStatus::Failure,
             format!(
@@ -207,7 +224,11 @@ fn check_http(ctx: &mut Context, desired: &Desired) {
 
 fn check_https(ctx: &mut Context, desired: &Desired, leaf: Option<&[u8]>) {
     let Some(leaf) = leaf else {
-        ctx.check_item("pretix over https", CheckStatus::Warning, "not checked: no usable certificate");
+        ctx.check_item(
+            "pretix over https",
+            CheckStatus::Warning,
+            "not checked: no usable certificate",
+        );
         return;
     };
     let target = address(desired, desired.https_port);

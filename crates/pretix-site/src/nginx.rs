@@ -181,7 +181,10 @@ impl ScratchTree {
 
     /// The tree as an [`Nginx`] to test.
     pub fn nginx(&self) -> Nginx {
-        Nginx::new(Some(self.dir.path().to_path_buf()), Some(self.dir.path().join("nginx.conf")))
+        Nginx::new(
+            Some(self.dir.path().to_path_buf()),
+            Some(self.dir.path().join("nginx.conf")),
+        )
     }
 }
 
@@ -213,12 +216,31 @@ mod tests {
 
     #[test]
     fn refuses_what_ends_a_directive() {
-        for bad in ["a;b", "a b", "a{", "}", "a\"", "'", "$host", "a#b", "a\\b", "a\nb", "a\tb", ""] {
+        for bad in [
+            "a;b", "a b", "a{", "}", "a\"", "'", "$host", "a#b", "a\\b", "a\nb", "a\tb", "",
+        ] {
             assert!(validate_word(bad, "proxy.x").is_err(), "{bad:?} accepted");
         }
-        for good in ["tickets.example.org", "/etc/ssl/certs/a.pem", "127.0.0.1:8345", "[::1]:8345"] {
+        for good in [
+            "tickets.example.org",
+            "/etc/ssl/certs/a.pem",
+            "127.0.0.1:8345",
+            "[::1]:8345",
+        ] {
             assert!(validate_word(good, "proxy.x").is_ok(), "{good:?} refused");
         }
+    }
+
+    #[test]
+    fn a_missing_nginx_says_how_to_install_it() {
+        let missing = Nginx {
+            binary: PathBuf::from("/nonexistent/sbin/nginx"),
+            prefix: None,
+            conf: None,
+        };
+        let error = missing.test(&mut |_| {}).expect_err("no nginx");
+        assert!(matches!(error, NginxError::NotInstalled), "{error}");
+        assert!(error.to_string().contains("apt-get install nginx"), "{error}");
     }
 
     #[test]

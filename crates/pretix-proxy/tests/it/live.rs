@@ -26,7 +26,14 @@ fn get_https(host: &Host, path: &str) -> pretix_proxy::probe::Response {
 /// `openssl s_client` with one protocol version; `Ok(protocol)` when the handshake succeeds.
 fn handshake(port: u16, version_flag: &str) -> Result<String, String> {
     let output = Command::new("openssl")
-        .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-servername", SERVER_NAME, version_flag])
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-servername",
+            SERVER_NAME,
+            version_flag,
+        ])
         // Let this client offer old versions at all (OpenSSL 3 refuses TLS 1.1 below level 0), so
         // a refusal comes from the server.
         .args(["-cipher", "DEFAULT:@SECLEVEL=0"])
@@ -36,7 +43,11 @@ fn handshake(port: u16, version_flag: &str) -> Result<String, String> {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let protocol = stdout
         .lines()
-        .find_map(|line| line.trim().strip_prefix("Protocol  : ").or_else(|| line.trim().strip_prefix("Protocol: ")))
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("Protocol  : ")
+                .or_else(|| line.trim().strip_prefix("Protocol: "))
+        })
         .map(str::to_owned);
     match (output.status.success(), protocol) {
         (true, Some(protocol)) => Ok(protocol),
@@ -66,8 +77,8 @@ fn the_site_redirects_serves_acme_and_proxies_with_the_forwarded_headers() {
     let challenge = host.path("acme/.well-known/acme-challenge");
     std::fs::create_dir_all(&challenge).expect("mkdir");
     std::fs::write(challenge.join("token123"), "token123.thumbprint").expect("token");
-    let acme = pretix_proxy::probe::http_get(address, SERVER_NAME, "/.well-known/acme-challenge/token123")
-        .expect("acme");
+    let acme =
+        pretix_proxy::probe::http_get(address, SERVER_NAME, "/.well-known/acme-challenge/token123").expect("acme");
     assert_eq!((acme.status, acme.body.as_str()), (200, "token123.thumbprint"));
 
     let proxied = get_https(&host, "/control/");
@@ -88,7 +99,14 @@ fn the_site_redirects_serves_acme_and_proxies_with_the_forwarded_headers() {
 
     let verify = crate::support::run(&["verify"], &run.next_input());
     assert_eq!(verify.code, 0, "{}", verify.describe());
-    for item in ["site file", "site enabled", "certificate", "nginx -t", "http redirect", "pretix over https"] {
+    for item in [
+        "site file",
+        "site enabled",
+        "certificate",
+        "nginx -t",
+        "http redirect",
+        "pretix over https",
+    ] {
         assert_eq!(
             verify.check_item(item).map(|item| item.0),
             Some("ok".to_owned()),
@@ -160,12 +178,23 @@ fn a_broken_certificate_path_or_an_injected_name_keeps_the_old_site() {
     let broken = host.document(echo.port, json!({"certificate": host.path("tls/missing.pem")}));
     let run_broken = run(&["apply"], &broken);
     assert_eq!(run_broken.code, 2, "{}", run_broken.describe());
-    assert!(run_broken.msg().contains("missing.pem does not exist"), "{}", run_broken.msg());
+    assert!(
+        run_broken.msg().contains("missing.pem does not exist"),
+        "{}",
+        run_broken.msg()
+    );
 
-    let injected = host.document(echo.port, json!({"server_name": "tickets.example.test;include /etc/shadow"}));
+    let injected = host.document(
+        echo.port,
+        json!({"server_name": "tickets.example.test;include /etc/shadow"}),
+    );
     let run_injected = run(&["apply"], &injected);
     assert_eq!(run_injected.code, 2, "{}", run_injected.describe());
-    assert!(run_injected.msg().starts_with("proxy.server_name"), "{}", run_injected.msg());
+    assert!(
+        run_injected.msg().starts_with("proxy.server_name"),
+        "{}",
+        run_injected.msg()
+    );
 
     assert_eq!(std::fs::read(host.site_file()).expect("site"), old);
     assert_eq!(mtime(&host.site_file()), site);
@@ -184,7 +213,10 @@ fn a_configuration_nginx_refuses_is_rolled_back_and_not_reloaded() {
     let other = host.path("sites-available/other");
     std::fs::write(
         &other,
-        format!("server {{ listen 127.0.0.1:{} default_server; return 404; }}\n", host.http_port),
+        format!(
+            "server {{ listen 127.0.0.1:{} default_server; return 404; }}\n",
+            host.http_port
+        ),
     )
     .expect("other site");
     std::os::unix::fs::symlink(&other, host.path("sites-enabled/other")).expect("link");
@@ -192,10 +224,16 @@ fn a_configuration_nginx_refuses_is_rolled_back_and_not_reloaded() {
 
     let refused = run(&["apply"], &host.document(echo.port, json!({"default_server": true})));
     assert_eq!(refused.code, 1, "{}", refused.describe());
-    assert!(refused.msg().contains("nginx -t refused the configuration"), "{}", refused.msg());
+    assert!(
+        refused.msg().contains("nginx -t refused the configuration"),
+        "{}",
+        refused.msg()
+    );
     assert!(refused.msg().contains("duplicate default server"), "{}", refused.msg());
     assert!(
-        refused.msg().contains("the previous site was restored and nginx was not reloaded"),
+        refused
+            .msg()
+            .contains("the previous site was restored and nginx was not reloaded"),
         "{}",
         refused.msg()
     );
@@ -210,7 +248,10 @@ fn a_first_site_nginx_refuses_is_removed_again() {
     let other = host.path("sites-available/other");
     std::fs::write(
         &other,
-        format!("server {{ listen 127.0.0.1:{} default_server; return 404; }}\n", host.http_port),
+        format!(
+            "server {{ listen 127.0.0.1:{} default_server; return 404; }}\n",
+            host.http_port
+        ),
     )
     .expect("other site");
     std::os::unix::fs::symlink(&other, host.path("sites-enabled/other")).expect("link");
@@ -240,9 +281,16 @@ fn systemd_reload_goes_through_the_systemctl_seam() {
 
     let mut command = Command::new(crate::support::BIN);
     command.arg("apply");
-    let second = run_with(command.env(pretix_site::service::RECORD_ENV, &record), &first.next_input());
+    let second = run_with(
+        command.env(pretix_site::service::RECORD_ENV, &record),
+        &first.next_input(),
+    );
     assert_eq!(second.code, 0, "{}", second.describe());
-    assert_eq!(std::fs::read_to_string(&record).expect("record"), calls, "no reload on a re-run");
+    assert_eq!(
+        std::fs::read_to_string(&record).expect("record"),
+        calls,
+        "no reload on a re-run"
+    );
 }
 
 #[test]
@@ -261,17 +309,26 @@ fn acme_without_a_reachable_ca_restores_the_previous_site() {
         json!({"certificate_source": "acme", "acme_server": "https://127.0.0.1:9/directory"}),
     );
     document["proxy"].as_object_mut().expect("proxy").remove("certificate");
-    document["proxy"].as_object_mut().expect("proxy").remove("certificate_key");
+    document["proxy"]
+        .as_object_mut()
+        .expect("proxy")
+        .remove("certificate_key");
     let failed = run(&["apply"], &document);
     assert_eq!(failed.code, 1, "{}", failed.describe());
     assert!(failed.msg().contains("certbot"), "{}", failed.msg());
     assert!(
-        failed.msg().contains("the previous site was restored and nginx reloaded with it"),
+        failed
+            .msg()
+            .contains("the previous site was restored and nginx reloaded with it"),
         "{}",
         failed.msg()
     );
     assert_eq!(std::fs::read(host.site_file()).expect("site"), old);
-    assert_eq!(host.reloads_after(reloads + 2), reloads + 2, "the challenge site, then the previous one");
+    assert_eq!(
+        host.reloads_after(reloads + 2),
+        reloads + 2,
+        "the challenge site, then the previous one"
+    );
     host.wait_for_https();
     assert_eq!(get_https(&host, "/").status, 200, "the previous site serves again");
 }

@@ -9,7 +9,11 @@ fn refused(stage: &Stage, document: &Value, field: &str) {
     let run = run(&["apply", "--root", &stage.root_arg()], document);
     assert_eq!(run.code, 2, "{field}: {}", run.describe());
     assert!(run.msg().starts_with(field), "{field}: {}", run.msg());
-    for path in ["/etc/nginx/sites-available/pretix", "/etc/nginx/sites-enabled/pretix", "/var/www/pretix-acme"] {
+    for path in [
+        "/etc/nginx/sites-available/pretix",
+        "/etc/nginx/sites-enabled/pretix",
+        "/var/www/pretix-acme",
+    ] {
         assert!(!stage.path(path).exists(), "{field}: {path} was made");
     }
 }
@@ -45,7 +49,11 @@ fn injected_directives_are_refused() {
             // The URL follows the name, so only the name can be at fault.
             document["config"]["pretix"]["url"] = json!("https://tickets.example.test");
         }
-        let field = if key == "unknown_key" { "proxy.unknown_key".to_owned() } else { format!("proxy.{key}") };
+        let field = if key == "unknown_key" {
+            "proxy.unknown_key".to_owned()
+        } else {
+            format!("proxy.{key}")
+        };
         refused(&stage, &document, &field);
     }
 }
@@ -53,7 +61,12 @@ fn injected_directives_are_refused() {
 #[test]
 fn the_url_must_be_https_on_the_server_name() {
     let stage = Stage::new();
-    for url in ["http://tickets.example.test", "https://other.example.test", "https://tickets.example.test/shop", "https://tickets.example.test:8443"] {
+    for url in [
+        "http://tickets.example.test",
+        "https://other.example.test",
+        "https://tickets.example.test/shop",
+        "https://tickets.example.test:8443",
+    ] {
         let mut document = stage.document();
         document["config"]["pretix"]["url"] = json!(url);
         let document = with_proxy(document, "server_name", json!("tickets.example.test"));
@@ -78,7 +91,11 @@ fn a_missing_certificate_names_the_path() {
     let document = with_proxy(stage.document(), "certificate", json!("/etc/ssl/certs/nowhere.pem"));
     let run = run(&["apply", "--root", &stage.root_arg()], &document);
     assert_eq!(run.code, 2, "{}", run.describe());
-    assert!(run.msg().contains("/etc/ssl/certs/nowhere.pem does not exist"), "{}", run.msg());
+    assert!(
+        run.msg().contains("/etc/ssl/certs/nowhere.pem does not exist"),
+        "{}",
+        run.msg()
+    );
     assert!(!stage.path("/etc/nginx/sites-available/pretix").exists());
 }
 
@@ -90,7 +107,12 @@ fn a_certificate_for_another_name_is_refused() {
     std::fs::write(stage.path("/etc/ssl/private/tickets.example.test.key"), key).expect("key");
     let run = run(&["apply", "--root", &stage.root_arg()], &stage.document());
     assert_eq!(run.code, 2, "{}", run.describe());
-    assert!(run.msg().contains("is for other.example.test, not for tickets.example.test"), "{}", run.msg());
+    assert!(
+        run.msg()
+            .contains("is for other.example.test, not for tickets.example.test"),
+        "{}",
+        run.msg()
+    );
 }
 
 #[test]
@@ -100,6 +122,10 @@ fn a_key_of_another_certificate_is_refused() {
     std::fs::write(stage.path("/etc/ssl/private/tickets.example.test.key"), other_key).expect("key");
     let run = run(&["apply", "--root", &stage.root_arg()], &stage.document());
     assert_eq!(run.code, 2, "{}", run.describe());
-    assert!(run.msg().contains("does not belong to the certificate"), "{}", run.msg());
+    assert!(
+        run.msg().contains("does not belong to the certificate"),
+        "{}",
+        run.msg()
+    );
     assert!(!stage.path("/etc/nginx/sites-available/pretix").exists());
 }

@@ -23,7 +23,10 @@ fn guide_defaults_write_the_site_and_link_it() {
         first.actions()
     );
     assert!(
-        first.actions().iter().any(|action| action.contains("scratch configuration")),
+        first
+            .actions()
+            .iter()
+            .any(|action| action.contains("scratch configuration")),
         "{:?}",
         first.actions()
     );
@@ -47,7 +50,11 @@ fn default_server_and_ipv6only_only_when_asked() {
     let run = run(&["apply", "--root", &stage.root_arg()], &document);
     assert_eq!(run.code, 0, "{}", run.describe());
     let site = std::fs::read_to_string(stage.path("/etc/nginx/sites-available/pretix")).expect("site");
-    let listens: Vec<&str> = site.lines().map(str::trim).filter(|line| line.starts_with("listen")).collect();
+    let listens: Vec<&str> = site
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with("listen"))
+        .collect();
     assert_eq!(
         listens,
         [
@@ -58,7 +65,9 @@ fn default_server_and_ipv6only_only_when_asked() {
         ]
     );
     assert!(
-        run.warnings().iter().any(|warning| warning.contains("default_server is on")),
+        run.warnings()
+            .iter()
+            .any(|warning| warning.contains("default_server is on")),
         "{:?}",
         run.warnings()
     );
@@ -72,7 +81,10 @@ fn check_plans_with_a_diff_and_writes_nothing() {
     assert!(run.changed());
     let diffs = run.result()["diffs"].as_array().cloned().unwrap_or_default();
     assert!(
-        diffs.iter().any(|diff| diff["diff"].as_str().unwrap_or_default().contains("+        proxy_pass http://127.0.0.1:8345;")),
+        diffs.iter().any(|diff| diff["diff"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("+        proxy_pass http://127.0.0.1:8345;")),
         "{diffs:?}"
     );
     assert!(run.has_action("enable the site"), "{:?}", run.actions());
@@ -89,13 +101,19 @@ fn self_signed_staging_says_so_and_keeps_the_key_private() {
     let first = run(&["apply", "--root", &stage.root_arg()], &document);
     assert_eq!(first.code, 0, "{}", first.describe());
     assert!(
-        first.warnings().iter().any(|warning| warning.contains("STAGING certificate that no browser trusts")),
+        first
+            .warnings()
+            .iter()
+            .any(|warning| warning.contains("STAGING certificate that no browser trusts")),
         "{:?}",
         first.warnings()
     );
     let key = stage.path(&format!("/etc/ssl/private/{SERVER_NAME}.key"));
     assert_eq!(owner_mode(&key), (0, 0, 0o600));
-    assert!(!first.stdout.contains("PRIVATE KEY"), "the key never reaches the output");
+    assert!(
+        !first.stdout.contains("PRIVATE KEY"),
+        "the key never reaches the output"
+    );
     let cert = std::fs::read(stage.path(&format!("/etc/ssl/certs/{SERVER_NAME}.pem"))).expect("cert");
     let keyed = std::fs::read(&key).expect("key");
     let info = pretix_proxy::cert::inspect(&cert, &keyed).expect("readable");
@@ -104,7 +122,11 @@ fn self_signed_staging_says_so_and_keeps_the_key_private() {
     let before = (mtime(&key), cert);
     let second = run(&["apply", "--root", &stage.root_arg()], &first.next_input());
     assert_eq!(second.code, 0, "{}", second.describe());
-    assert!(!second.changed(), "a valid staging certificate is kept: {:?}", second.actions());
+    assert!(
+        !second.changed(),
+        "a valid staging certificate is kept: {:?}",
+        second.actions()
+    );
     assert_eq!(before.0, mtime(&key));
 }
 
@@ -113,7 +135,10 @@ fn verify_reads_and_changes_nothing() {
     let stage = Stage::new();
     let before = run(&["verify", "--root", &stage.root_arg()], &stage.document());
     assert_eq!(before.code, 1, "nothing applied yet: {}", before.describe());
-    assert_eq!(before.check_item("site enabled").map(|item| item.0), Some("failure".to_owned()));
+    assert_eq!(
+        before.check_item("site enabled").map(|item| item.0),
+        Some("failure".to_owned())
+    );
     assert!(!stage.path("/etc/nginx/sites-available/pretix").exists());
 
     let applied = run(&["apply", "--root", &stage.root_arg()], &stage.document());
@@ -121,7 +146,12 @@ fn verify_reads_and_changes_nothing() {
     let after = run(&["verify", "--root", &stage.root_arg()], &applied.next_input());
     assert_eq!(after.code, 0, "{}", after.describe());
     for item in ["site file", "site enabled", "certificate", "nginx -t"] {
-        assert_eq!(after.check_item(item).map(|item| item.0), Some("ok".to_owned()), "{item}: {}", after.stderr);
+        assert_eq!(
+            after.check_item(item).map(|item| item.0),
+            Some("ok".to_owned()),
+            "{item}: {}",
+            after.stderr
+        );
     }
     assert!(!after.changed());
 }

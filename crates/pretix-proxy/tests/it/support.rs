@@ -19,7 +19,12 @@ pub const SERVER_NAME: &str = "tickets.example.test";
 
 /// Runs the binary with `document` on stdin.
 pub fn run(args: &[&str], document: &Value) -> Run {
-    run_with(Command::new(BIN).args(args).env_remove(pretix_site::service::RECORD_ENV), document)
+    run_with(
+        Command::new(BIN)
+            .args(args)
+            .env_remove(pretix_site::service::RECORD_ENV),
+        document,
+    )
 }
 
 pub fn run_with(command: &mut Command, document: &Value) -> Run {
@@ -45,8 +50,8 @@ pub fn certificate_for_days(names: &[&str], days: i64) -> (String, String) {
     let ca_cert = ca_params.self_signed(&ca_key).expect("ca");
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
     let key = rcgen::KeyPair::generate().expect("key");
-    let mut params = rcgen::CertificateParams::new(names.iter().map(|name| (*name).to_owned()).collect::<Vec<_>>())
-        .expect("params");
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|name| (*name).to_owned()).collect::<Vec<_>>()).expect("params");
     let yesterday = time::OffsetDateTime::now_utc() - time::Duration::days(1);
     params.not_before = yesterday;
     params.not_after = yesterday + time::Duration::days(days + 1);
@@ -215,7 +220,12 @@ pub struct Stage {
 impl Stage {
     pub fn new() -> Stage {
         let dir = open_tempdir("pretix-proxy-root.");
-        for sub in ["etc/nginx/sites-available", "etc/nginx/sites-enabled", "etc/ssl/certs", "etc/ssl/private"] {
+        for sub in [
+            "etc/nginx/sites-available",
+            "etc/nginx/sites-enabled",
+            "etc/ssl/certs",
+            "etc/ssl/private",
+        ] {
             std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
         }
         let (cert, key) = certificate(&[SERVER_NAME]);
