@@ -25,7 +25,7 @@ pub fn apply(ctx: &mut Context, document: &mut Document) -> Result<String, ToolE
         ctx.warn(warning.clone());
     }
     let now = unix_now();
-    let state = inspect::read(&ctx.root, &desired).map_err(ToolError::failed)?;
+    let state = inspect::read(ctx.root(), &desired).map_err(ToolError::failed)?;
     let plan = plan::plan(&desired, &state, now)?;
     for warning in &plan.warnings {
         ctx.warn(warning.clone());
@@ -38,7 +38,15 @@ pub fn apply(ctx: &mut Context, document: &mut Document) -> Result<String, ToolE
             desired.site_file.display()
         ));
     }
-    if ctx.check {
+    // Everything below ends in nginx -t: without nginx, change nothing.
+    if !nginx_of(&desired).is_installed() {
+        let error = pretix_site::nginx::NginxError::NotInstalled.to_string();
+        if !ctx.is_check() {
+            return Err(ToolError::failed(error));
+        }
+        ctx.warn(error);
+    }
+    if ctx.is_check() {
         show_plan(ctx, &desired, &plan)?;
         return Ok(format!("would change the site for {}", desired.server_name));
     }
@@ -139,7 +147,7 @@ fn perform(
 /// Port 80 alone (with the ACME location), tested and reloaded, then certbot; the full site
 /// follows in the next steps.
 fn obtain_acme(ctx: &mut Context, desired: &Desired, transaction: &mut Transaction, now: i64) -> Result<(), ToolError> {
-    if ctx.root.is_redirected() {
+    if ctx.root().is_redirected() {
         return Err(ToolError::failed(
             "certificate_source acme needs certbot and a reachable port 80, which a --root run does not use: put \
              the certificate files under the root, or plan with --check",
@@ -182,14 +190,8 @@ fn obtain_acme(ctx: &mut Context, desired: &Desired, transaction: &mut Transacti
     if let Some(hook) = deploy_hook(desired) {
         command.arg(format!("--deploy-hook={hook}"));
     }
-    let verbosity = ctx.verbosity;
-    let mut log = |line: &str| {
-        if verbosity >= 1 {
-            eprintln!("pretix-proxy: {line}");
-        }
-    };
     ctx.info("asking the ACME CA for a certificate (certbot, up to a minute)");
-    exec::run(&mut command, None, &mut log).map_err(|error| match error {
+    exec::run(&mut command, None, &mut |line| ctx.debug(line)).map_err(|error| match error {
         ExecError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => ToolError::failed(
             "certbot is not installed: install it with apt-get install certbot, or choose another \
              proxy.certificate_source",
@@ -201,7 +203,7 @@ fn obtain_acme(ctx: &mut Context, desired: &Desired, transaction: &mut Transacti
         )),
     })?;
     ctx.changed(format!("obtain a certificate for {} (certbot)", desired.server_name));
-    match inspect::read(&ctx.root, desired).map(|state| state.certificate) {
+    match inspect::read(ctx.root(), desired).map(|state| state.certificate) {
         Ok(CertState::Present { info, .. }) => {
             let mut warnings = Vec::new();
             plan::check_usable(desired, &info, now, &mut warnings)?;
@@ -237,7 +239,7 @@ fn deploy_hook(desired: &Desired) -> Option<String> {
 
 /// The link in `sites-enabled`, made under a temp name and renamed into place.
 fn enable(ctx: &mut Context, desired: &Desired) -> Result<(), ToolError> {
-    let link = ctx.root.host_path(&desired.site_link);
+    let link = ctx.root().host_path(&desired.site_link);
     if std::fs::read_link(&link).is_ok_and(|target| target == desired.site_file) {
         return Ok(());
     }
@@ -265,20 +267,14 @@ fn enable(ctx: &mut Context, desired: &Desired) -> Result<(), ToolError> {
 /// configuration, its paths pointed into the root (the staged `nginx.conf` includes the
 /// machine's own absolute paths, so the staged tree cannot be tested as a whole).
 fn test_config(ctx: &mut Context, desired: &Desired, site_text: &str) -> Result<(), ToolError> {
-    let verbosity = ctx.verbosity;
-    let mut log = |line: &str| {
-        if verbosity >= 1 {
-            eprintln!("pretix-proxy: {line}");
-        }
-    };
-    let report = if ctx.root.is_redirected() {
+    let report = if ctx.root().is_redirected() {
         let mapped = if site_text.contains("ssl_certificate") {
             site::render(
                 desired,
                 SiteForm::Full,
-                &ctx.root.host_path(&desired.certificate),
-                &ctx.root.host_path(&desired.certificate_key),
-                &ctx.root.host_path(&desired.acme_webroot),
+                &ctx.root().host_path(&desired.certificate),
+                &ctx.root().host_path(&desired.certificate_key),
+                &ctx.root().host_path(&desired.acme_webroot),
             )?
         } else {
             site::render(
@@ -286,15 +282,15 @@ fn test_config(ctx: &mut Context, desired: &Desired, site_text: &str) -> Result<
                 SiteForm::AcmeBootstrap,
                 &desired.certificate,
                 &desired.certificate_key,
-                &ctx.root.host_path(&desired.acme_webroot),
+                &ctx.root().host_path(&desired.acme_webroot),
             )?
         };
         let scratch = ScratchTree::new(&mapped).map_err(|error| ToolError::failed(error.to_string()))?;
-        let report = scratch.nginx().test(&mut log);
+        let report = scratch.nginx().test(&mut |line| ctx.debug(line));
         ctx.note("--root: nginx -t checked the site alone in a scratch configuration, not the staged host's whole one");
         report
     } else {
-        nginx_of(desired).test(&mut log)
+        nginx_of(desired).test(&mut |line| ctx.debug(line))
     };
     let report = report.map_err(|error| ToolError::failed(error.to_string()))?;
     for warning in report.warnings {
@@ -325,19 +321,13 @@ fn reload(ctx: &mut Context, desired: &Desired) -> Result<String, ToolError> {
             Ok(ServiceOutcome::Skipped { reason }) => Ok(format!(" (not reloaded: {reason})")),
             Err(error) => Err(failed(error.to_string())),
         },
-        NginxReload::Signal if ctx.root.is_redirected() => {
+        NginxReload::Signal if ctx.root().is_redirected() => {
             ctx.note("skipped (--root): nginx -s reload");
             Ok(" (not reloaded: --root)".to_owned())
         }
         NginxReload::Signal => {
-            let verbosity = ctx.verbosity;
-            let mut log = |line: &str| {
-                if verbosity >= 1 {
-                    eprintln!("pretix-proxy: {line}");
-                }
-            };
             nginx_of(desired)
-                .reload_signal(&mut log)
+                .reload_signal(&mut |line| ctx.debug(line))
                 .map_err(|error| failed(error.to_string()))?;
             ctx.changed("reload nginx (nginx -s reload)");
             Ok(" (nginx -s reload)".to_owned())
@@ -368,7 +358,7 @@ impl Transaction {
         }
         let mut files = Vec::new();
         for path in paths {
-            let current = CurrentFile::read(&ctx.root.host_path(&path))
+            let current = CurrentFile::read(&ctx.root().host_path(&path))
                 .map_err(|error| format!("read {}: {error}", path.display()))?;
             files.push((path, current));
         }
@@ -383,7 +373,7 @@ impl Transaction {
     fn rollback(&self, ctx: &mut Context, desired: &Desired) -> String {
         let mut problems = Vec::new();
         for (path, previous) in &self.files {
-            let host = ctx.root.host_path(path);
+            let host = ctx.root().host_path(path);
             let result = match previous {
                 Some(previous) => write_atomically(
                     &host,
@@ -402,7 +392,7 @@ impl Transaction {
             }
         }
         if !self.link_was_there {
-            let link = ctx.root.host_path(&desired.site_link);
+            let link = ctx.root().host_path(&desired.site_link);
             if std::fs::symlink_metadata(&link).is_ok_and(|metadata| metadata.file_type().is_symlink())
                 && let Err(error) = std::fs::remove_file(&link)
             {

@@ -73,7 +73,13 @@ fn read_link(root: &Root, desired: &Desired) -> io::Result<LinkState> {
         )),
         Ok(metadata) if metadata.file_type().is_symlink() => {
             let target = std::fs::read_link(&path)?;
-            if target == desired.site_file {
+            // `ln -s ../sites-available/pretix` is as good as the absolute link.
+            let absolute = if target.is_absolute() {
+                target.clone()
+            } else {
+                lexical_join(&desired.sites_enabled, &target)
+            };
+            if absolute == desired.site_file {
                 Ok(LinkState::ToSite)
             } else {
                 Ok(LinkState::Elsewhere(target))
@@ -128,4 +134,20 @@ fn read_certificate(root: &Root, desired: &Desired) -> CertState {
             CertState::Unusable { field, path, problem }
         }
     }
+}
+
+/// `base/relative` with `.` and `..` resolved by name, as the kernel resolves a relative link
+/// whose directories are not links themselves.
+fn lexical_join(base: &Path, relative: &Path) -> PathBuf {
+    let mut joined = base.to_path_buf();
+    for component in relative.components() {
+        match component {
+            std::path::Component::ParentDir => {
+                joined.pop();
+            }
+            std::path::Component::Normal(name) => joined.push(name),
+            _ => {}
+        }
+    }
+    joined
 }

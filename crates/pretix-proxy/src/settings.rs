@@ -25,7 +25,8 @@ pub const SELF_SIGNED_WARNING: &str = "proxy.certificate_source is self_signed: 
 pub struct Desired {
     /// Lowercase.
     pub server_name: String,
-    /// `host:port`, as written into `proxy_pass http://...`.
+    /// `host:port`, as written into `proxy_pass http://...`; unset in the document: the first
+    /// container that publishes pretix's web port.
     pub upstream: String,
     pub source: CertificateSource,
     pub certificate: PathBuf,
@@ -120,7 +121,26 @@ pub fn resolve(document: &Document) -> Result<Desired, ToolError> {
                 address if address.parse::<Ipv6Addr>().is_ok() => format!("[{address}]"),
                 address => address.to_owned(),
             };
-            let upstream = format!("{host}:{}", container.published_port);
+            let web: Vec<u16> = container
+                .resolved_instances()
+                .iter()
+                .filter_map(|instance| instance.published_port)
+                .collect();
+            let Some(port) = web.first() else {
+                return Err(ToolError::input(
+                    "proxy.upstream",
+                    "is unset and no container publishes pretix's web port (roles all or web): set proxy.upstream \
+                     to the host:port nginx should forward to",
+                ));
+            };
+            if web.len() > 1 {
+                warnings.push(format!(
+                    "several containers publish pretix's web port ({}): nginx forwards to the first, {port}; set \
+                     proxy.upstream to choose",
+                    web.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
+                ));
+            }
+            let upstream = format!("{host}:{port}");
             validate_upstream(&upstream, "container.bind_address")?;
             upstream
         }
@@ -306,7 +326,6 @@ fn url_host_and_port(url: &str) -> Result<(String, u16), ToolError> {
 /// all (an internationalised name in its xn-- form).
 pub fn validate_server_name(name: &str, field: &str) -> Result<(), ToolError> {
     validate_word(name, field)?;
-    let name = name.strip_suffix('.').unwrap_or(name);
     let label_ok = |label: &str| {
         !label.is_empty()
             && label.len() <= 63

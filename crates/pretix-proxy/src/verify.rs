@@ -25,7 +25,7 @@ pub fn verify(ctx: &mut Context, document: &mut Document) -> Result<String, Tool
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or_default();
-    let state = inspect::read(&ctx.root, &desired).map_err(ToolError::failed)?;
+    let state = inspect::read(ctx.root(), &desired).map_err(ToolError::failed)?;
     let expected = site::render(
         &desired,
         SiteForm::Full,
@@ -80,7 +80,7 @@ pub fn verify(ctx: &mut Context, document: &mut Document) -> Result<String, Tool
     ctx.check_item("site enabled", status, message);
     let leaf = check_certificate(ctx, &desired, &state.certificate, now);
     check_nginx(ctx, &desired);
-    if ctx.root.is_redirected() || ctx.offline {
+    if ctx.root().is_redirected() || ctx.is_offline() {
         ctx.check_item(
             "answering",
             CheckStatus::Warning,
@@ -153,13 +153,13 @@ fn check_certificate(ctx: &mut Context, desired: &Desired, state: &CertState, no
 
 fn check_nginx(ctx: &mut Context, desired: &Desired) {
     let mut log = |_: &str| {};
-    let result = if ctx.root.is_redirected() {
+    let result = if ctx.root().is_redirected() {
         let mapped = site::render(
             desired,
             SiteForm::Full,
-            &ctx.root.host_path(&desired.certificate),
-            &ctx.root.host_path(&desired.certificate_key),
-            &ctx.root.host_path(&desired.acme_webroot),
+            &ctx.root().host_path(&desired.certificate),
+            &ctx.root().host_path(&desired.certificate_key),
+            &ctx.root().host_path(&desired.acme_webroot),
         );
         match mapped
             .map_err(|error| error.to_string())

@@ -61,6 +61,11 @@ impl Nginx {
         }
     }
 
+    /// Whether the nginx binary exists, so a tool can refuse before it changes anything.
+    pub fn is_installed(&self) -> bool {
+        self.binary.is_file()
+    }
+
     /// The command line nginx is run with for this tree, for messages.
     pub fn describe(&self) -> String {
         exec::display_command(&self.command(&[]))

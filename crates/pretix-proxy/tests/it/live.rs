@@ -41,12 +41,21 @@ fn handshake(port: u16, version_flag: &str) -> Result<String, String> {
         .output()
         .expect("run openssl s_client (Debian's openssl package)");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    // "New, TLSv1.3, Cipher is ..." (TLS 1.3 prints no session block without a session ticket,
-    // and the site sends none); a failed handshake says "New, (NONE), Cipher is (NONE)".
-    let protocol = stdout
+    // The session block's "Protocol  : TLSv1.2"; TLS 1.3 prints no session block without a
+    // session ticket (the site sends none), so then "New, TLSv1.3, Cipher is ..." (that line names
+    // the cipher's version, which for TLS 1.3 is the protocol's). A failed handshake says
+    // "New, (NONE), Cipher is (NONE)".
+    let session = stdout.lines().find_map(|line| {
+        line.trim()
+            .strip_prefix("Protocol  : ")
+            .or_else(|| line.trim().strip_prefix("Protocol: "))
+    });
+    let new_line = stdout
         .lines()
         .find_map(|line| line.strip_prefix("New, "))
-        .and_then(|rest| rest.split(',').next())
+        .and_then(|rest| rest.split(',').next());
+    let protocol = session
+        .or(new_line)
         .filter(|protocol| *protocol != "(NONE)")
         .map(str::to_owned);
     match (output.status.success(), protocol) {

@@ -155,3 +155,34 @@ fn verify_reads_and_changes_nothing() {
     }
     assert!(!after.changed());
 }
+
+#[test]
+fn a_relative_link_made_by_hand_is_ours_and_kept() {
+    let stage = Stage::new();
+    std::os::unix::fs::symlink(
+        "../sites-available/pretix",
+        stage.path("/etc/nginx/sites-enabled/pretix"),
+    )
+    .expect("link");
+    let run = run(&["apply", "--root", &stage.root_arg()], &stage.document());
+    assert_eq!(run.code, 0, "{}", run.describe());
+    assert!(!run.has_action("enable the site"), "{:?}", run.actions());
+    assert_eq!(
+        std::fs::read_link(stage.path("/etc/nginx/sites-enabled/pretix")).expect("link"),
+        std::path::Path::new("../sites-available/pretix")
+    );
+}
+
+#[test]
+fn the_upstream_follows_the_web_container() {
+    let stage = Stage::new();
+    let mut document = stage.document();
+    document["container"] = json!({"instances": [
+        {"unit": "pretix-worker.service", "role": "taskworker"},
+        {"unit": "pretix-web.service", "role": "web", "published_port": 8350},
+    ]});
+    let run = run(&["apply", "--root", &stage.root_arg()], &document);
+    assert_eq!(run.code, 0, "{}", run.describe());
+    let site = std::fs::read_to_string(stage.path("/etc/nginx/sites-available/pretix")).expect("site");
+    assert!(site.contains("proxy_pass http://127.0.0.1:8350;"), "{site}");
+}
