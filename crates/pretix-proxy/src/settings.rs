@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use pretix_site::fs::validate_host_path;
 use pretix_site::nginx::validate_word;
-use pretix_site::sections::{CertificateSource, ConfigValue, Container, NginxReload, Proxy};
+use pretix_site::sections::{CertificateSource, ConfigValue, Container, HostPaths, NginxReload, Proxy};
 use pretix_site::{Document, ToolError};
 
 /// The request body limit of the container's own nginx: pretix accepts what it lets through.
@@ -173,19 +173,12 @@ pub fn resolve(document: &Document) -> Result<Desired, ToolError> {
         warnings.push(SELF_SIGNED_WARNING.to_owned());
     }
     validate_site_name(&section.site_name)?;
-    let mut paths: Vec<(&str, &Path)> = vec![
-        ("proxy.certificate", &certificate),
-        ("proxy.certificate_key", &certificate_key),
-        ("proxy.acme_webroot", &section.acme_webroot),
-        ("proxy.sites_available", &section.sites_available),
-        ("proxy.sites_enabled", &section.sites_enabled),
-    ];
-    if let Some(conf) = &section.nginx_conf {
-        paths.push(("proxy.nginx_conf", conf));
-    }
-    if let Some(prefix) = &section.nginx_prefix {
-        paths.push(("proxy.nginx_prefix", prefix));
-    }
+    // The shared check (absolute, no `..`, no control characters) for every path the document
+    // gives, then the derived certificate paths; and nothing nginx reads as syntax in any of them.
+    section.validate_host_paths()?;
+    let mut paths: Vec<(&str, &Path)> = section.host_paths();
+    paths.push(("proxy.certificate", &certificate));
+    paths.push(("proxy.certificate_key", &certificate_key));
     for (field, path) in paths {
         validate_host_path(path, field)?;
         validate_word(&path.to_string_lossy(), field)?;
@@ -214,7 +207,7 @@ pub fn resolve(document: &Document) -> Result<Desired, ToolError> {
             ));
         }
     }
-    validate_service(&section.service)?;
+    pretix_site::service::validate_unit_name(&section.service, "proxy.service", "nginx")?;
     let listen_address = match &section.listen_address {
         Some(address) => Some(address.parse::<Ipv4Addr>().map_err(|_| {
             ToolError::input(
@@ -404,25 +397,6 @@ fn validate_email(email: &str) -> Result<(), ToolError> {
             format!(
                 "{} is not an e-mail address: give one such as admin@example.org",
                 email.escape_debug()
-            ),
-        ))
-    }
-}
-
-fn validate_service(service: &str) -> Result<(), ToolError> {
-    let ok = !service.is_empty()
-        && !service.starts_with('-')
-        && service
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '.' | '_' | ':' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ToolError::input(
-            "proxy.service",
-            format!(
-                "{} is not a systemd unit name: give one such as nginx",
-                service.escape_debug()
             ),
         ))
     }

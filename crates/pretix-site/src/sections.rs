@@ -827,7 +827,11 @@ impl HostPaths for Proxy {
         listed([
             ("proxy.certificate", self.certificate.as_deref()),
             ("proxy.certificate_key", self.certificate_key.as_deref()),
-            ("proxy.site_file", Some(self.site_file.as_path())),
+            ("proxy.acme_webroot", Some(self.acme_webroot.as_path())),
+            ("proxy.sites_available", Some(self.sites_available.as_path())),
+            ("proxy.sites_enabled", Some(self.sites_enabled.as_path())),
+            ("proxy.nginx_conf", self.nginx_conf.as_deref()),
+            ("proxy.nginx_prefix", self.nginx_prefix.as_deref()),
         ])
     }
 }
