@@ -3,6 +3,9 @@
 //! project's chores) in a checkout, and the released `pretix-toolkit` binary on a server without
 //! Rust. No domain logic lives here: what a pipeline does, a sysadmin can do by hand with the tools.
 
+// xtask is glue, not a tool: it runs cargo and the built binaries directly; tools spawn only through pretix_site::exec.
+#![allow(clippy::disallowed_methods)]
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -67,7 +70,7 @@ impl Pipeline {
             Pipeline::Backup(args) => backup::run_backup(&args),
             Pipeline::Restore(args) => backup::run_restore(&args),
             Pipeline::Upgrade { .. } => Err(anyhow::anyhow!(
-                "upgrade is not implemented yet: it needs pretix-unit (a later issue)"
+                "upgrade is not implemented yet: it needs pretix-unit's upgrade verb"
             )),
         }
     }

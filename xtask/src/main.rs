@@ -1,6 +1,9 @@
 //! `cargo xtask <command>`: glue. It chains the built tool binaries with JSON on pipes, exactly
 //! as a user's shell script would, and runs the project's chores. No domain logic lives here.
 
+// xtask is glue, not a tool: it runs cargo and the built binaries directly; tools spawn only through pretix_site::exec.
+#![allow(clippy::disallowed_methods)]
+
 use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{Context as _, bail};

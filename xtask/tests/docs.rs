@@ -11,6 +11,9 @@
 //! The `sh` examples are not executed as written: they change a live host as root (`pretix-db
 //! apply < site.json` provisions the machine's own PostgreSQL).
 
+// tests run servers and binaries directly; tools spawn only through pretix_site::exec.
+#![allow(clippy::disallowed_methods)]
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -3,6 +3,9 @@
 //! generated pretix.cfg, logs in to PostgreSQL as the provisioned role with the generated
 //! password, and uses Redis through the socket as its cache.
 
+// tests run servers and binaries directly; tools spawn only through pretix_site::exec.
+#![allow(clippy::disallowed_methods)]
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,6 +1,9 @@
 //! `cargo xtask plan`, the README's main command: the whole install as a dry run on the guide's
 //! defaults, touching nothing on this host.
 
+// tests run servers and binaries directly; tools spawn only through pretix_site::exec.
+#![allow(clippy::disallowed_methods)]
+
 use std::process::Command;
 
 #[test]

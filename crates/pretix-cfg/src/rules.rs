@@ -1,4 +1,4 @@
-//! The rules that make pretix fail at start-up (shared/reference/pretix.md §1.3 and §7), checked
+//! The rules that make pretix fail at start-up (pretix's settings.py and its system checks), checked
 //! before anything is written.
 
 use crate::ini::Config;

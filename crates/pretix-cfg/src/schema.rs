@@ -1,5 +1,5 @@
 //! pretix.cfg's whole schema as typed data: every section and key that pretix 2026.8 reads in
-//! `src/pretix/settings.py`, with its type and default (shared/reference/pretix.md §1.3).
+//! `src/pretix/settings.py`, with its type and default.
 
 use std::fmt;
 use std::path::Path;

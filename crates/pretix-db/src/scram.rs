@@ -1,6 +1,6 @@
 //! SCRAM-SHA-256 verifiers: made on the client (so no plaintext password ever reaches the
 //! server, its logs or `pg_stat_statements`), and checked against the stored one without
-//! reading any password back (ansible.md §3.4 case 4, RFC 5802 §3).
+//! reading any password back (RFC 5802 §3).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;

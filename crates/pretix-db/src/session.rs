@@ -372,15 +372,11 @@ impl ChildSession {
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit());
-            // Not through pretix_site::exec::run: that runs a program to completion, and this
-            // one is our own binary kept open for a conversation. Logged the same way.
-            log(&format!(
-                "run as {system_user}: {}",
-                pretix_site::exec::display_command(&command)
-            ));
-            // With a uid set and no groups given, std drops the supplementary groups
-            // (setgroups(0)) before setuid, so the child holds exactly the system user's ids.
-            command.spawn()
+            // Our own binary kept open for a conversation, as the system user. With a uid set and
+            // no groups given, std drops the supplementary groups (setgroups(0)) before setuid,
+            // so the child holds exactly the system user's ids.
+            let mut log_as = |line: &str| log(&line.replacen("run: ", &format!("run as {system_user}: "), 1));
+            pretix_site::exec::spawn_conversation(&mut command, &mut log_as)
         };
         let program = staged.as_ref().map_or(own.clone(), |(path, _)| path.clone());
         let mut spawned = spawn(&program, log);

@@ -24,7 +24,7 @@ pub enum ToolError {
     /// The operation failed (a server down, a write refused, ...).
     #[error("{0:#}")]
     Failed(anyhow::Error),
-    /// A verb that a later issue builds.
+    /// A verb that is not built yet.
     #[error("{what} is not implemented yet")]
     NotImplemented { what: String },
 }

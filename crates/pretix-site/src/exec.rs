@@ -32,8 +32,18 @@ pub fn display_command(command: &Command) -> String {
     words.join(" ")
 }
 
+/// Starts a program that stays running for a conversation over its pipes (pretix-db's superuser
+/// session: its own binary as the postgres user). Logged like every command; the caller sets up
+/// the pipes and waits for the child.
+#[allow(clippy::disallowed_methods)]
+pub fn spawn_conversation(command: &mut Command, log: &mut dyn FnMut(&str)) -> std::io::Result<std::process::Child> {
+    log(&format!("run: {}", display_command(command)));
+    command.spawn()
+}
+
 /// Runs a command to completion and returns its output whatever its exit status: for queries
 /// whose status is the answer (`systemctl is-active` exits 3 for an inactive unit).
+#[allow(clippy::disallowed_methods)]
 pub fn output(command: &mut Command, log: &mut dyn FnMut(&str)) -> Result<Output, ExecError> {
     let shown = display_command(command);
     log(&format!("run: {shown}"));
@@ -44,6 +54,7 @@ pub fn output(command: &mut Command, log: &mut dyn FnMut(&str)) -> Result<Output
 }
 
 /// Runs a command to completion, feeding `stdin` if given, and fails on a non-zero exit.
+#[allow(clippy::disallowed_methods)]
 pub fn run(command: &mut Command, stdin: Option<&[u8]>, log: &mut dyn FnMut(&str)) -> Result<Output, ExecError> {
     let shown = display_command(command);
     log(&format!("run: {shown}"));

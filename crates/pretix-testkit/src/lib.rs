@@ -16,6 +16,9 @@
 //! Nothing here touches the machine's own services. A missing server binary panics with a
 //! message naming `scripts/install-test-deps`: a test never skips itself.
 
+// test support: it runs servers and binaries directly; tools spawn only through pretix_site::exec.
+#![allow(clippy::disallowed_methods)]
+
 mod http;
 pub mod image;
 pub mod images;

@@ -180,7 +180,8 @@ pub fn checks_failed(result: &ToolResult) -> bool {
     result.checks.iter().any(|item| item.status == CheckStatus::Failure)
 }
 
-/// For verbs that a later issue builds: a clear error and exit 1, never a pretended success.
-pub fn not_implemented(tool: &str, verb: &str, issue: &str) -> ToolError {
-    ToolError::not_implemented(format!("{tool} {verb} ({issue})"))
+/// For verbs not built yet: a clear error and exit 1, never a pretended success. `why` says
+/// what is missing, in the sysadmin's words.
+pub fn not_implemented(tool: &str, verb: &str, why: &str) -> ToolError {
+    ToolError::not_implemented(format!("{tool} {verb} ({why})"))
 }
