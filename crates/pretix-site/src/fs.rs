@@ -397,8 +397,58 @@ fn write_temp(
     Ok(temp)
 }
 
+/// Removes all but the newest `BACKUPS_KEPT` backups of `name` in `dir`: ours only
+/// (`NAME.<stamp>.bak` with a stamp as we write it, the earlier unix seconds included), oldest
+/// first by their stamp. Best effort: a backup that cannot be removed stays.
+fn prune_backups(dir: &Path, name: &str) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    let mut backups: Vec<(String, PathBuf)> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let file_name = entry.file_name().to_string_lossy().into_owned();
+            let stamp = file_name
+                .strip_prefix(name)?
+                .strip_prefix('.')?
+                .strip_suffix(".bak")?
+                .to_owned();
+            let ours = !stamp.is_empty()
+                && stamp
+                    .chars()
+                    .all(|character| character.is_ascii_digit() || matches!(character, '-' | 'T' | 'Z'));
+            // Only plain files: a link or directory of that name is not ours to remove.
+            let plain = entry.file_type().is_ok_and(|kind| kind.is_file());
+            (ours && plain).then(|| (sort_key(&stamp), entry.path()))
+        })
+        .collect();
+    backups.sort();
+    let excess = backups.len().saturating_sub(BACKUPS_KEPT);
+    for (_, path) in backups.into_iter().take(excess) {
+        let _ = fs::remove_file(path);
+    }
+}
+
+/// Backup stamps in time order: the earlier unix seconds (`1796133789`) before the UTC stamps
+/// (`2026-12-01T140309Z`, which sort as text), a same-second number (`-1`, `-2`, ...) in order.
+fn sort_key(stamp: &str) -> String {
+    let (main, number) = match stamp
+        .rsplit_once('-')
+        .filter(|(_, number)| !number.contains(['T', 'Z']))
+    {
+        Some((main, number)) if main.ends_with('Z') || !main.contains('T') => {
+            (main, number.parse::<u64>().unwrap_or_default())
+        }
+        _ => (stamp, 0),
+    };
+    let era = if main.contains('T') { 1 } else { 0 };
+    format!("{era}{main:0>24}{number:010}")
+}
+
+/// How many backups of one file are kept: the newest, the rest are removed.
+pub const BACKUPS_KEPT: usize = 5;
+
 /// Saves the previous version (as read, through `open_regular`) next to the file as
-/// `NAME.<unix seconds>.bak`, with its owner and mode; never overwrites an earlier backup.
+/// `NAME.<UTC time>.bak` (`pg_hba.conf.2026-12-01T140309Z.bak`), with its owner and mode; never
+/// overwrites an earlier backup, and keeps only the newest `BACKUPS_KEPT`.
 fn write_backup(path: &Path, current: &CurrentFile) -> io::Result<PathBuf> {
     let dir = path
         .parent()
@@ -407,10 +457,7 @@ fn write_backup(path: &Path, current: &CurrentFile) -> io::Result<PathBuf> {
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or_default();
+    let stamp = crate::clock::Stamp::now().compact();
     let temp = write_temp(
         dir,
         &name,
@@ -420,7 +467,27 @@ fn write_backup(path: &Path, current: &CurrentFile) -> io::Result<PathBuf> {
         current.mode,
     )?;
     let mut temp = Some(temp);
-    for attempt in 0..100 {
+    // After the newest of this second: pruning may have freed a lower number, which would then
+    // sort as older than the backups it follows.
+    let first = fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|entry| {
+                    let file_name = entry.file_name().to_string_lossy().into_owned();
+                    let rest = file_name
+                        .strip_prefix(&format!("{name}.{stamp}"))?
+                        .strip_suffix(".bak")?;
+                    match rest {
+                        "" => Some(1),
+                        _ => rest.strip_prefix('-')?.parse::<u32>().ok().map(|number| number + 1),
+                    }
+                })
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0);
+    for attempt in first..first + 100 {
         let backup = match attempt {
             0 => dir.join(format!("{name}.{stamp}.bak")),
             _ => dir.join(format!("{name}.{stamp}-{attempt}.bak")),
@@ -429,6 +496,7 @@ fn write_backup(path: &Path, current: &CurrentFile) -> io::Result<PathBuf> {
         match file.persist_noclobber(&backup) {
             Ok(_) => {
                 File::open(dir)?.sync_all()?;
+                prune_backups(dir, &name);
                 return Ok(backup);
             }
             Err(error) if error.error.kind() == io::ErrorKind::AlreadyExists => temp = Some(error.file),
@@ -662,5 +730,34 @@ impl RunLock {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod backup_order_tests {
+    use super::sort_key;
+
+    #[test]
+    fn backup_stamps_sort_in_time_order() {
+        let mut stamps = vec![
+            "2026-12-01T140309Z-10",
+            "2026-12-01T140310Z",
+            "2026-12-01T140309Z-9",
+            "1796133789",
+            "2026-12-01T140309Z",
+            "1796133789-1",
+        ];
+        stamps.sort_by_key(|stamp| sort_key(stamp));
+        assert_eq!(
+            stamps,
+            [
+                "1796133789",
+                "1796133789-1",
+                "2026-12-01T140309Z",
+                "2026-12-01T140309Z-9",
+                "2026-12-01T140309Z-10",
+                "2026-12-01T140310Z"
+            ]
+        );
     }
 }

@@ -272,6 +272,52 @@ fn two_backups_in_one_second_do_not_overwrite_each_other() {
 }
 
 #[test]
+fn backups_are_named_by_readable_utc_time_and_only_the_newest_five_stay() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = Root::at(dir.path());
+    std::fs::write(dir.path().join("conf"), "0\n").expect("write");
+    // Two backups an earlier version named by unix seconds, and files that are not ours.
+    for name in [
+        "conf.1700000000.bak",
+        "conf.1700000001.bak",
+        "conf.old.bak",
+        "confx.2020-01-01T000000Z.bak",
+    ] {
+        std::fs::write(dir.path().join(name), "kept or old\n").expect("write");
+    }
+    let mut last = None;
+    for round in 1..=7 {
+        let spec = FileSpec::new("/conf", format!("{round}\n")).mode(0o644).backup(true);
+        last = ensure_file(&root, &spec, false, &Redactor::default())
+            .expect("replace")
+            .backup;
+    }
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("read dir")
+        .map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("conf.") && name.ends_with(".bak"))
+        .collect();
+    names.sort();
+    assert!(names.contains(&"conf.old.bak".to_owned()), "{names:?}");
+    let ours: Vec<&String> = names.iter().filter(|name| *name != "conf.old.bak").collect();
+    assert_eq!(ours.len(), 5, "{names:?}");
+    assert!(
+        ours.iter().all(|name| !name.starts_with("conf.17")),
+        "the unix-seconds ones are the oldest: {names:?}"
+    );
+    let newest = last.expect("a backup");
+    let newest_name = newest.file_name().expect("name").to_string_lossy().into_owned();
+    assert!(ours.contains(&&newest_name), "{names:?}");
+    assert_eq!(std::fs::read_to_string(&newest).expect("newest"), "6\n");
+    // conf.2026-12-01T140309Z.bak (a same-second one gets -1, -2, ...)
+    let stamp = newest_name.trim_start_matches("conf.").trim_end_matches(".bak");
+    let shape = stamp.split('-').take(3).collect::<Vec<_>>().join("-");
+    assert_eq!(shape.len(), "2026-12-01T140309Z".len(), "{newest_name}");
+    assert!(shape.ends_with('Z') && shape.as_bytes()[10] == b'T', "{newest_name}");
+    assert!(dir.path().join("confx.2020-01-01T000000Z.bak").exists());
+}
+
+#[test]
 fn the_lock_refuses_a_link_or_a_file_another_user_made() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = Root::at(dir.path());
