@@ -17,10 +17,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+use crate::workspace_root;
 use anyhow::{Context as _, bail};
 use clap::{Args, CommandFactory as _};
 use serde_json::{Value, json};
-use xtask::workspace_root;
 
 /// The tools, with their clap commands and the module name Ansible calls them by.
 fn tools() -> Vec<(clap::Command, &'static str)> {
@@ -74,7 +74,7 @@ pub fn run(args: &DistArgs) -> anyhow::Result<ExitCode> {
     eprintln!("xtask dist: building the release binaries");
     let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
     build.args(["build", "--release", "--quiet", "--bins", "-p", "xtask"]);
-    for tool in xtask::steps::TOOLS {
+    for tool in crate::steps::TOOLS {
         build.args(["-p", tool]);
     }
     if !build
@@ -88,12 +88,12 @@ pub fn run(args: &DistArgs) -> anyhow::Result<ExitCode> {
     let release = target_dir().join("release");
     let bin = stage.join("bin");
     std::fs::create_dir_all(&bin)?;
-    for binary in xtask::steps::TOOLS.iter().copied().chain(["pretix-toolkit"]) {
+    for binary in crate::steps::TOOLS.iter().copied().chain(["pretix-toolkit"]) {
         copy_executable(&release.join(binary), &bin.join(binary))?;
     }
 
     let mut commands: Vec<clap::Command> = tools().into_iter().map(|(command, _)| command).collect();
-    commands.push(xtask::Toolkit::command());
+    commands.push(crate::Toolkit::command());
     for command in &mut commands {
         write_man_page(command, &stage.join("share/man/man1"))?;
         write_completions(command, &stage.join("share"))?;
@@ -246,8 +246,12 @@ pub fn module_documentation(command: &clap::Command, module: &str, schema: &Valu
         json!({"description": verb_help, "type": "str", "default": "apply", "choices": verbs}),
     );
     options.insert(
+        "site".into(),
+        json!({"description": ["The site document to start from: what the previous module returned in C(site). Sections given as options replace its sections. Not together with O(site_file)."], "type": "dict"}),
+    );
+    options.insert(
         "site_file".into(),
-        json!({"description": ["A site document (JSON) to start from; sections given as options replace its sections."], "type": "path"}),
+        json!({"description": ["A site document (JSON file) to start from; sections given as options replace its sections."], "type": "path"}),
     );
     options.insert(
         "root".into(),
@@ -299,7 +303,7 @@ pub fn module_documentation(command: &clap::Command, module: &str, schema: &Valu
             "author": ["pretix toolkit"],
         },
         "EXAMPLES": format!(
-            "- name: {about}\n  pretix.toolkit.{module}:\n    site_file: /etc/pretix-toolkit/site.json\n  register: {short}\n",
+            "- name: {about}\n  pretix.toolkit.{module}:\n    site: \"{{{{ previous.site }}}}\"\n  register: {short}\n",
             short = module.trim_start_matches("pretix_"),
         ),
         "RETURN": {

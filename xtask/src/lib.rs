@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod backup;
+pub mod dist;
 pub mod doctor;
 pub mod install;
 pub mod pipeline;

@@ -10,7 +10,6 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 
 mod bench;
-mod dist;
 
 use xtask::workspace_root;
 
@@ -38,7 +37,7 @@ enum Task {
     Bench,
     /// Build the release: binaries, man pages, completions and the Ansible collection, as a
     /// tarball with checksums and a .deb (in target/dist)
-    Dist(dist::DistArgs),
+    Dist(xtask::dist::DistArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,7 +47,7 @@ fn main() -> ExitCode {
         Task::Test { args } => test(&args),
         Task::Schema => schema(),
         Task::Bench => bench::run(),
-        Task::Dist(args) => dist::run(&args),
+        Task::Dist(args) => xtask::dist::run(&args),
     };
     match outcome {
         Ok(code) => code,

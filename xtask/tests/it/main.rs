@@ -3,5 +3,6 @@
 // tests run servers and binaries directly; tools spawn only through pretix_site::exec.
 #![allow(clippy::disallowed_methods)]
 
+mod ansible;
 mod backup;
 mod install;
