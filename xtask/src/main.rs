@@ -60,8 +60,11 @@ fn main() -> ExitCode {
 
 fn schema() -> anyhow::Result<ExitCode> {
     let path = workspace_root().join("schema/site.schema.json");
-    std::fs::write(&path, pretix_site::schema::site_schema_json())
-        .with_context(|| format!("write {}", path.display()))?;
+    std::fs::write(
+        &path,
+        pretix_site::schema::with_config(pretix_cfg::schema::config_json_schema()),
+    )
+    .with_context(|| format!("write {}", path.display()))?;
     eprintln!("xtask: wrote {}", path.display());
     Ok(ExitCode::SUCCESS)
 }

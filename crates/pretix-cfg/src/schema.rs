@@ -507,6 +507,62 @@ pub fn check_time_zone(value: &str, zoneinfo: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The JSON Schema of the document's `config`, from this option schema: every section and key
+/// pretix reads, each value typed as pretix-cfg accepts it (or a secret reference; a secret key
+/// only as a secret reference). `cargo xtask schema` puts it into `schema/site.schema.json`.
+pub fn config_json_schema() -> serde_json::Value {
+    use serde_json::{Map, Value, json};
+    let secret = json!({"$ref": "#/$defs/SecretRef"});
+    let text_like = json!([{"type": "string"}, {"type": "number"}, {"type": "boolean"}]);
+    let mut sections = Map::new();
+    for section in SECTIONS {
+        let mut keys = Map::new();
+        for key in section.keys {
+            let value = if key.secret {
+                secret.clone()
+            } else {
+                let mut choices = match key.kind {
+                    ValueKind::Bool => vec![
+                        json!({"type": "boolean"}),
+                        json!({"type": "integer", "enum": [0, 1]}),
+                        json!({"type": "string", "pattern": "^([oO][nN]|[oO][fF][fF]|[tT][rR][uU][eE]|[fF][aA][lL][sS][eE]|[yY][eE][sS]|[nN][oO]|1|0)$"}),
+                    ],
+                    ValueKind::Int => vec![
+                        json!({"type": "integer"}),
+                        json!({"type": "string", "pattern": "^\\s*[+-]?[0-9](_?[0-9])*\\s*$"}),
+                    ],
+                    ValueKind::Float => vec![json!({"type": "number"}), json!({"type": "string"})],
+                    ValueKind::LogLevel => vec![json!({"type": "string", "enum": [
+                        "CRITICAL", "FATAL", "ERROR", "WARN", "WARNING", "INFO", "DEBUG", "NOTSET"
+                    ]})],
+                    ValueKind::Str
+                    | ValueKind::CommaList
+                    | ValueKind::Json
+                    | ValueKind::Obligatory2fa
+                    | ValueKind::TimeZone => text_like.as_array().cloned().unwrap_or_default(),
+                };
+                choices.push(secret.clone());
+                json!({"anyOf": choices})
+            };
+            let mut value = value;
+            if let (Some(default), Some(map)) =
+                (key.default.filter(|default| !default.is_empty()), value.as_object_mut())
+            {
+                map.insert(
+                    "description".to_owned(),
+                    Value::String(format!("pretix's default: {default}")),
+                );
+            }
+            keys.insert(key.name.to_owned(), value);
+        }
+        sections.insert(
+            section.name.to_owned(),
+            json!({"type": "object", "properties": keys, "additionalProperties": false}),
+        );
+    }
+    json!({"type": "object", "properties": sections, "additionalProperties": false, "default": {}})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@ use crate::sections::{ConfigValue, FORMAT_VERSION};
 
 /// The top-level keys of a site document.
 pub const TOP_LEVEL_KEYS: &[&str] = &[
+    "$schema",
     "version",
     "config",
     "paths",
@@ -70,6 +71,14 @@ impl Document {
                 format!("this toolkit reads document version {FORMAT_VERSION}, got {version}"),
             ));
         }
+        if let Some(schema) = document.raw.get("$schema")
+            && !schema.is_string()
+        {
+            return Err(ToolError::input(
+                "$schema",
+                "must be the URL or path of the schema, as a string",
+            ));
+        }
         document.results()?;
         if let Some(config) = document.raw.get("config") {
             let config: std::collections::BTreeMap<String, std::collections::BTreeMap<String, ConfigValue>> =
@@ -94,7 +103,13 @@ impl Document {
     pub fn section<T: DeserializeOwned + Default>(&self, name: &str) -> Result<T, ToolError> {
         match self.raw.get(name) {
             None | Some(Value::Null) => Ok(T::default()),
-            Some(value) => parse_value(name, value.clone()),
+            // serde would read a struct from an array by position: `{"redis": ["/etc/shadow"]}`
+            // must not set the first field.
+            Some(Value::Object(_)) => parse_value(name, self.raw[name].clone()),
+            Some(other) => Err(ToolError::input(
+                name,
+                format!("expected an object of settings, got {}", json_kind(other)),
+            )),
         }
     }
 
@@ -197,4 +212,16 @@ impl Document {
 /// Deserializes a value, turning errors into input errors with the full JSON path.
 pub fn parse_value<T: DeserializeOwned>(prefix: &str, value: Value) -> Result<T, ToolError> {
     serde_path_to_error::deserialize(value).map_err(|error| from_serde_error(prefix, error))
+}
+
+/// What kind of JSON value this is, for messages (never the value itself: it may be a secret).
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }

@@ -93,3 +93,86 @@ pub fn optional_port<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Optio
     struct Wrapped(#[serde(deserialize_with = "port")] u16);
     Ok(Option::<Wrapped>::deserialize(deserializer)?.map(|Wrapped(value)| value))
 }
+
+/// The JSON Schema of what these deserializers accept, for `#[schemars(with = ...)]`: the schema
+/// must accept exactly what the parser does (a test compares them on a corpus).
+pub mod schema {
+    use std::borrow::Cow;
+
+    use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+
+    /// A port: 1–65535, as a number or as text (Ansible's `port=5432`).
+    pub struct Port;
+    /// Seconds: a whole number that fits 32 bits, as a number or as text.
+    pub struct Seconds;
+    /// A count: a whole number that fits 32 bits, as a number or as text.
+    pub struct Count;
+    /// A boolean: `true`/`false`, 0/1, or Ansible's words (`yes`, `no`, `on`, `off`, ...).
+    pub struct Flag;
+
+    const PORT_TEXT: &str =
+        r"^\s*\+?0*([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])\s*$";
+    const U32_TEXT: &str = r"^\s*\+?0*([0-9]{1,9}|[1-3][0-9]{9}|4[01][0-9]{8}|42[0-8][0-9]{7}|429[0-3][0-9]{6}|4294[0-8][0-9]{5}|42949[0-5][0-9]{4}|429496[0-6][0-9]{3}|4294967[01][0-9]{2}|42949672[0-8][0-9]|429496729[0-5])\s*$";
+    const FLAG_TEXT: &str = r"^\s*([yY]|[yY][eE][sS]|[oO][nN]|1|[tT][rR][uU][eE]|[tT]|[nN]|[nN][oO]|[oO][fF][fF]|0|[fF][aA][lL][sS][eE]|[fF])\s*$";
+
+    impl JsonSchema for Port {
+        fn schema_name() -> Cow<'static, str> {
+            "Port".into()
+        }
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({
+                "description": "A TCP port, 1 to 65535 (text such as \"5432\" is accepted too)",
+                "anyOf": [
+                    {"type": "integer", "minimum": 1, "maximum": 65535},
+                    {"type": "string", "pattern": PORT_TEXT}
+                ]
+            })
+        }
+    }
+
+    impl JsonSchema for Seconds {
+        fn schema_name() -> Cow<'static, str> {
+            "Seconds".into()
+        }
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({
+                "description": "A number of seconds (text such as \"30\" is accepted too)",
+                "anyOf": [
+                    {"type": "integer", "minimum": 0, "maximum": 4294967295u64},
+                    {"type": "string", "pattern": U32_TEXT}
+                ]
+            })
+        }
+    }
+
+    impl JsonSchema for Count {
+        fn schema_name() -> Cow<'static, str> {
+            "Count".into()
+        }
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({
+                "description": "A whole number (text such as \"4\" is accepted too)",
+                "anyOf": [
+                    {"type": "integer", "minimum": 0, "maximum": 4294967295u64},
+                    {"type": "string", "pattern": U32_TEXT}
+                ]
+            })
+        }
+    }
+
+    impl JsonSchema for Flag {
+        fn schema_name() -> Cow<'static, str> {
+            "Flag".into()
+        }
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({
+                "description": "true or false (also 0/1 and yes/no, on/off, true/false as text)",
+                "anyOf": [
+                    {"type": "boolean"},
+                    {"type": "integer", "enum": [0, 1]},
+                    {"type": "string", "pattern": FLAG_TEXT}
+                ]
+            })
+        }
+    }
+}

@@ -24,8 +24,12 @@ pub const PRETIX_VERSION: &str = "2026.8";
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Site {
+    /// The JSON Schema the document follows (for editors); tools ignore it.
+    #[serde(default, rename = "$schema", skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
     /// Format version of the document; always 1 for now.
     #[serde(default)]
+    #[schemars(range(min = 1, max = 1))]
     pub version: Option<u32>,
     /// The content of pretix.cfg: section → key → value, with pretix's own names.
     #[serde(default)]
@@ -150,6 +154,7 @@ pub struct Database {
     pub password: Option<SecretRef>,
     /// Set a new password even when the role already has one.
     #[serde(deserialize_with = "lenient::boolean")]
+    #[schemars(with = "lenient::schema::Flag")]
     pub rotate_password: bool,
     /// How to reach PostgreSQL as its superuser.
     pub admin: DatabaseAdmin,
@@ -161,6 +166,7 @@ pub struct Database {
     pub auth_method: AuthMethod,
     /// PostgreSQL's port as pretix sees it.
     #[serde(deserialize_with = "lenient::port")]
+    #[schemars(with = "lenient::schema::Port")]
     pub port: u16,
     /// postgresql.conf; unset: asked from the server (`SHOW config_file`).
     pub postgresql_conf: Option<PathBuf>,
@@ -168,6 +174,7 @@ pub struct Database {
     pub pg_hba_conf: Option<PathBuf>,
     /// Restart PostgreSQL when `listen_addresses` changed (otherwise the restart is reported).
     #[serde(deserialize_with = "lenient::boolean")]
+    #[schemars(with = "lenient::schema::Flag")]
     pub restart: bool,
     /// The systemd unit restarted for a `listen_addresses` change.
     pub service: String,
@@ -208,6 +215,7 @@ pub struct DatabaseAdmin {
     pub socket_dir: PathBuf,
     /// The server port (also names the socket file).
     #[serde(deserialize_with = "lenient::port")]
+    #[schemars(with = "lenient::schema::Port")]
     pub port: u16,
     /// The superuser role.
     pub user: String,
@@ -263,14 +271,17 @@ pub struct Redis {
     pub dropin_dir: PathBuf,
     /// How long to wait for the socket to answer after a restart.
     #[serde(deserialize_with = "lenient::seconds")]
+    #[schemars(with = "lenient::schema::Seconds")]
     pub restart_timeout_seconds: u32,
     /// Restart redis-server when redis.conf changed.
     #[serde(deserialize_with = "lenient::boolean")]
+    #[schemars(with = "lenient::schema::Flag")]
     pub restart: bool,
     /// For `tcp` mode: the address Redis binds to besides localhost.
     pub tcp_bind: String,
     /// For `tcp` mode: the port.
     #[serde(deserialize_with = "lenient::port")]
+    #[schemars(with = "lenient::schema::Port")]
     pub tcp_port: u16,
     /// For `tcp` mode: the password, by reference (generated when unset).
     pub password: Option<SecretRef>,
@@ -328,22 +339,27 @@ pub struct Container {
     /// Allow `bind_address` to be a non-loopback address (then anyone who reaches that address
     /// reaches pretix without the TLS proxy; ufw does not filter Docker's ports).
     #[serde(deserialize_with = "lenient::boolean")]
+    #[schemars(with = "lenient::schema::Flag")]
     pub allow_public_bind: bool,
     /// The host port of the single container.
     #[serde(deserialize_with = "lenient::port")]
+    #[schemars(with = "lenient::schema::Port")]
     pub published_port: u16,
     /// Migrate on every start. Unset: on for one container, off (`AUTOMIGRATE=skip`) for several,
     /// which then need `pretix-unit migrate` after an upgrade, as the guide's "Scaling up" says.
     #[serde(deserialize_with = "lenient::optional_boolean")]
+    #[schemars(with = "Option<lenient::schema::Flag>")]
     pub automigrate: Option<bool>,
     /// gunicorn processes (`NUM_WORKERS`) of the single container; unset: chosen from the host's
     /// memory and CPUs (the run says what and why).
     #[serde(deserialize_with = "lenient::optional_count")]
+    #[schemars(with = "Option<lenient::schema::Count>")]
     pub num_workers: Option<u32>,
     /// taskworker role: the celery queues to serve (`-Q`); empty: all of them.
     pub queues: Vec<String>,
     /// taskworker role: celery processes (`--concurrency`); unset: celery's default, the CPUs.
     #[serde(deserialize_with = "lenient::optional_count")]
+    #[schemars(with = "Option<lenient::schema::Count>")]
     pub concurrency: Option<u32>,
     /// `command` role: the pretix management command and its arguments (`["cron"]`).
     pub command: Vec<String>,
@@ -359,6 +375,7 @@ pub struct Container {
     /// How long `apply` waits for a started container to answer `/healthcheck/` (the first start
     /// on an empty database migrates first, which takes minutes).
     #[serde(deserialize_with = "lenient::seconds")]
+    #[schemars(with = "lenient::schema::Seconds")]
     pub start_timeout_seconds: u32,
     /// Where pretix-unit keeps what it must remember on the host (the image `pretix upgrade` last
     /// ran on).
@@ -445,16 +462,19 @@ pub struct ContainerInstance {
     pub role: ContainerRole,
     /// The host port its port 80 is published on (`all` and `web` only).
     #[serde(default, deserialize_with = "lenient::optional_port")]
+    #[schemars(with = "Option<lenient::schema::Port>")]
     pub published_port: Option<u16>,
     /// gunicorn processes (`NUM_WORKERS`, for `all`, `web`, `webworker`); unset: chosen from the
     /// host's memory.
     #[serde(default, deserialize_with = "lenient::optional_count")]
+    #[schemars(with = "Option<lenient::schema::Count>")]
     pub num_workers: Option<u32>,
     /// taskworker: the celery queues (`-Q`).
     #[serde(default)]
     pub queues: Vec<String>,
     /// taskworker: celery processes (`--concurrency`).
     #[serde(default, deserialize_with = "lenient::optional_count")]
+    #[schemars(with = "Option<lenient::schema::Count>")]
     pub concurrency: Option<u32>,
     /// command: the pretix management command and its arguments.
     #[serde(default)]
@@ -546,23 +566,29 @@ pub struct Proxy {
     pub listen_address: Option<String>,
     /// Listen on IPv6 (`[::]`) too.
     #[serde(deserialize_with = "lenient::boolean")]
+    #[schemars(with = "lenient::schema::Flag")]
     pub ipv6: bool,
     /// The plain HTTP port (redirects, ACME challenges).
     #[serde(deserialize_with = "lenient::port")]
+    #[schemars(with = "lenient::schema::Port")]
     pub http_port: u16,
     /// The HTTPS port.
     #[serde(deserialize_with = "lenient::port")]
+    #[schemars(with = "lenient::schema::Port")]
     pub https_port: u16,
     /// Mark the site `default_server` (the guide does): it then answers requests for any name.
     /// Off by default, because only one site per address and port may be the default.
     #[serde(deserialize_with = "lenient::boolean")]
+    #[schemars(with = "lenient::schema::Flag")]
     pub default_server: bool,
     /// `ipv6only=on` on the IPv6 listens (the guide has it). Off by default: nginx allows it only
     /// once per address and port, so a second site setting it breaks the configuration.
     #[serde(deserialize_with = "lenient::boolean")]
+    #[schemars(with = "lenient::schema::Flag")]
     pub ipv6only: bool,
     /// HSTS `max-age` in seconds (two years, as Mozilla's profile); 0 sends no HSTS header.
     #[serde(deserialize_with = "lenient::seconds")]
+    #[schemars(with = "lenient::schema::Seconds")]
     pub hsts_max_age_seconds: u32,
     /// How nginx is reloaded after a change that `nginx -t` accepted: `systemd` (`systemctl
     /// reload <service>`, Debian's nginx), `signal` (`nginx -s reload` for an nginx that systemd
