@@ -441,12 +441,12 @@ pub fn run_restore(args: &RestoreArgs) -> anyhow::Result<ExitCode> {
     }
     eprintln!("xtask: restoring {}: the secrets first", args.archive.display());
     restore(&args.archive, RestorePass::Secrets)?;
-    let steps = crate::install::install_steps(&[]);
+    let steps = crate::install::install_steps(&document, &[]);
     let (first, second) = steps.split_at(3);
     let outcome = crate::steps::run_sequence(&tools, first, serde_json::to_string(&document)?)?;
     if outcome.exit_code() != 0 {
         crate::steps::write_document(&outcome.document, args.output.as_deref())?;
-        eprint!("{}", crate::install::summary(&outcome, false));
+        eprint!("{}", crate::install::recap("restore", &outcome));
         return Ok(crate::steps::exit_code(outcome.exit_code()));
     }
     eprintln!("xtask: restoring the database, pretix.cfg and the data dir");
@@ -458,6 +458,6 @@ pub fn run_restore(args: &RestoreArgs) -> anyhow::Result<ExitCode> {
         ran: outcome.ran.into_iter().chain(rest.ran).collect(),
         not_run: rest.not_run,
     };
-    eprint!("{}", crate::install::summary(&whole, false));
+    eprint!("{}", crate::install::recap("restore", &whole));
     Ok(crate::steps::exit_code(whole.exit_code()))
 }

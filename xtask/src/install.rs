@@ -39,24 +39,43 @@ pub struct InstallArgs {
 
 /// The install order: the database and Redis first (pretix.cfg needs their settings), then the
 /// config, the image, the container that uses all of it, the job that runs in the container, and
-/// the proxy in front of it.
-pub fn install_steps(common: &[&str]) -> Vec<Step> {
-    [
-        "pretix-db",
-        "pretix-redis",
-        "pretix-cfg",
-        "pretix-plugin",
-        "pretix-unit",
-        "pretix-cron",
-        "pretix-proxy",
-    ]
-    .into_iter()
-    .map(|tool| {
-        let mut args = vec!["apply"];
-        args.extend_from_slice(common);
-        Step::new(tool, &args)
-    })
-    .collect()
+/// the proxy in front of it. With plugins listed, the custom image is built on the base that
+/// pretix-unit pulls, so pretix-unit runs once before pretix-plugin (pulling the base when the
+/// host lacks it) and once after (switching to the custom image).
+pub fn install_steps(document: &Value, common: &[&str]) -> Vec<Step> {
+    let has_plugins = document["plugins"]["packages"]
+        .as_array()
+        .is_some_and(|packages| !packages.is_empty());
+    let tools: &[&'static str] = if has_plugins {
+        &[
+            "pretix-db",
+            "pretix-redis",
+            "pretix-cfg",
+            "pretix-unit",
+            "pretix-plugin",
+            "pretix-unit",
+            "pretix-cron",
+            "pretix-proxy",
+        ]
+    } else {
+        &[
+            "pretix-db",
+            "pretix-redis",
+            "pretix-cfg",
+            "pretix-plugin",
+            "pretix-unit",
+            "pretix-cron",
+            "pretix-proxy",
+        ]
+    };
+    tools
+        .iter()
+        .map(|tool| {
+            let mut args = vec!["apply"];
+            args.extend_from_slice(common);
+            Step::new(tool, &args)
+        })
+        .collect()
 }
 
 /// The flags every tool of a pipeline gets.
@@ -83,7 +102,9 @@ pub fn run(args: &InstallArgs) -> anyhow::Result<ExitCode> {
     let tools = ToolDir::locate(args.tools.as_deref())?;
     let flags = common_flags(args.check, args.offline, args.diff, args.root.as_deref());
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let steps = install_steps(&flags);
+    let parsed: Value =
+        serde_json::from_str(&document).with_context(|| format!("{} is not a JSON document", args.site.display()))?;
+    let steps = install_steps(&parsed, &flags);
     eprintln!(
         "xtask: {} pretix: {}",
         if args.check {
@@ -101,7 +122,31 @@ pub fn run(args: &InstallArgs) -> anyhow::Result<ExitCode> {
 
 /// The end of an install: the recap, the warnings again, and what to do next.
 pub fn summary(outcome: &SequenceRun, check: bool) -> String {
-    let mut text = String::from("\nxtask: install recap\n");
+    let mut text = recap("install", outcome);
+    if outcome.failure().is_some() {
+        return text;
+    }
+    let url = serde_json::from_str::<Value>(&outcome.document)
+        .ok()
+        .and_then(|document| document["config"]["pretix"]["url"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "the URL in config.pretix.url".to_owned());
+    if check {
+        text.push_str("\nxtask: plan only: nothing was changed; run without --check to install\n");
+    } else {
+        text.push_str(&format!(
+            "\npretix is installed at {url}\n\
+             first login: {url}/control/ as admin@localhost with the password admin\n\
+             !!! CHANGE THAT PASSWORD NOW: until you do, anyone who reaches the site can log in as the \
+             administrator (pretix's guide, \"Next steps\")\n"
+        ));
+    }
+    text
+}
+
+/// What every pipeline ends with: each step and its outcome, the warnings again, and where it
+/// stopped.
+pub fn recap(pipeline: &str, outcome: &SequenceRun) -> String {
+    let mut text = format!("\nxtask: {pipeline} recap\n");
     text.push_str(&outcome.recap());
     let warnings: Vec<String> = outcome
         .ran
@@ -120,24 +165,10 @@ pub fn summary(outcome: &SequenceRun, check: bool) -> String {
     }
     if let Some(failure) = outcome.failure() {
         text.push_str(&format!(
-            "\nxtask: the install stopped at {} (exit {}): fix what it says and run the same command again; \
+            "\nxtask: the {pipeline} stopped at {} (exit {}): fix what it says and run the same command again; \
              the steps that ran are kept and will not be redone\n",
-            failure.step.tool, failure.code
-        ));
-        return text;
-    }
-    let url = serde_json::from_str::<Value>(&outcome.document)
-        .ok()
-        .and_then(|document| document["config"]["pretix"]["url"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| "the URL in config.pretix.url".to_owned());
-    if check {
-        text.push_str("\nxtask: plan only: nothing was changed; run without --check to install\n");
-    } else {
-        text.push_str(&format!(
-            "\npretix is installed at {url}\n\
-             first login: {url}/control/ as admin@localhost with the password admin\n\
-             !!! CHANGE THAT PASSWORD NOW: until you do, anyone who reaches the site can log in as the \
-             administrator (pretix's guide, \"Next steps\")\n"
+            failure.step.command_line(),
+            failure.code
         ));
     }
     text

@@ -17,6 +17,7 @@ pub mod doctor;
 pub mod install;
 pub mod pipeline;
 pub mod steps;
+pub mod upgrade;
 
 /// `pretix-toolkit`, the released front end of the pipelines.
 #[derive(Debug, Parser)]
@@ -55,11 +56,12 @@ pub enum Pipeline {
     Restore(backup::RestoreArgs),
     /// Every tool's read-only verify in one report: a table, or --json; exit 0 healthy, 1 not
     Doctor(doctor::DoctorArgs),
-    /// Upgrade pretix on this host (not implemented yet: needs pretix-unit)
-    Upgrade {
-        #[arg(long)]
-        site: Option<PathBuf>,
-    },
+    /// Upgrade pretix on this host: a backup first, then the new image, the plugin image rebuilt
+    /// on it, the containers restarted, `pretix upgrade` in the container, the health check
+    Upgrade(upgrade::UpgradeArgs),
+    /// Back to the image that ran before the last upgrade's pull (with --database, the database
+    /// and data from that upgrade's backup too)
+    Rollback(upgrade::RollbackArgs),
 }
 
 impl Pipeline {
@@ -70,9 +72,8 @@ impl Pipeline {
             Pipeline::Doctor(args) => doctor::run(&args),
             Pipeline::Backup(args) => backup::run_backup(&args),
             Pipeline::Restore(args) => backup::run_restore(&args),
-            Pipeline::Upgrade { .. } => Err(anyhow::anyhow!(
-                "upgrade is not implemented yet: it needs pretix-unit's upgrade verb"
-            )),
+            Pipeline::Upgrade(args) => upgrade::run_upgrade(&args),
+            Pipeline::Rollback(args) => upgrade::run_rollback(&args),
         }
     }
 }

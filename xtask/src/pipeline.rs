@@ -5,14 +5,16 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use crate::steps::{Step, ToolDir, run_sequence};
+use crate::steps::{ToolDir, run_sequence};
 
-/// The built-in example: only the pretix URL and the mail sender, everything else the guide's.
+/// The built-in example: the pretix URL, the mail sender, and a certificate from Let's Encrypt
+/// (as the guide advises); everything else the guide's.
 pub const EXAMPLE_SITE: &str = r#"{
   "config": {
     "pretix": {"url": "https://tickets.example.org", "instance_name": "Example tickets"},
     "mail": {"from": "tickets@example.org"}
-  }
+  },
+  "proxy": {"certificate_source": "acme"}
 }
 "#;
 
@@ -48,18 +50,30 @@ pub fn plan(site: Option<&Path>, tools: Option<&Path>) -> anyhow::Result<ExitCod
         }
         std::fs::write(&destination, content).with_context(|| format!("stage {target}"))?;
     }
-    // The directories a fresh Debian 12 host has that the plan writes into.
-    for dir in ["etc", "etc/systemd/system", "var", "run"] {
+    // The directories a fresh Debian 12 host (with nginx and cron) has that the plan writes into.
+    for dir in [
+        "etc",
+        "etc/systemd/system",
+        "etc/cron.d",
+        "etc/nginx/sites-available",
+        "etc/nginx/sites-enabled",
+        "var/www",
+        "run",
+    ] {
         std::fs::create_dir_all(staging.path().join(dir))?;
+    }
+    // This host's users and groups (root, postgres, redis, www-data): the tools check them.
+    for file in ["etc/passwd", "etc/group"] {
+        std::fs::copy(Path::new("/").join(file), staging.path().join(file))
+            .with_context(|| format!("stage /{file}"))?;
     }
     let root_arg = staging.path().display().to_string();
     let args = ["apply", "--check", "--diff", "--offline", "--root", root_arg.as_str()];
     eprintln!("xtask: planning the install on a staging root (nothing on this host is touched)");
-    let steps: Vec<Step> = ["pretix-db", "pretix-redis", "pretix-cfg"]
-        .into_iter()
-        .map(|tool| Step::new(tool, &args))
-        .collect();
+    let parsed: serde_json::Value = serde_json::from_str(&document).context("the site document is not JSON")?;
+    let steps = crate::install::install_steps(&parsed, &args[1..]);
     let outcome = run_sequence(&tools, &steps, document)?;
+    eprint!("{}", crate::install::summary(&outcome, true));
     pretix_site::run::print_stdout(&outcome.document);
     Ok(crate::steps::exit_code(outcome.exit_code()))
 }

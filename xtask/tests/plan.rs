@@ -21,11 +21,34 @@ fn plan_runs_the_pipeline_in_check_mode_and_touches_nothing() {
         .iter()
         .map(|result| result["tool"].as_str().unwrap_or_default())
         .collect();
-    assert_eq!(tools, ["pretix-db", "pretix-redis", "pretix-cfg"]);
+    assert_eq!(
+        tools,
+        [
+            "pretix-db",
+            "pretix-redis",
+            "pretix-cfg",
+            "pretix-plugin",
+            "pretix-unit",
+            "pretix-cron",
+            "pretix-proxy"
+        ],
+        "the whole install, in the guide's order"
+    );
     for result in results {
         assert_eq!(result["check_mode"], true, "{result}");
         assert_eq!(result["failed"], false, "{result}");
-        assert_eq!(result["changed"], true, "a fresh host needs changes: {result}");
+        // Without plugins listed there is no custom image to build.
+        let expect_change = result["tool"] != "pretix-plugin";
+        assert_eq!(result["changed"], expect_change, "a fresh host needs changes: {result}");
+    }
+    for planned in [
+        "would create /etc/systemd/system/pretix.service",
+        "would create /etc/cron.d/pretix",
+        "would obtain a certificate for tickets.example.org with certbot --webroot",
+        "would create /etc/nginx/sites-available/pretix",
+        "xtask: plan only: nothing was changed",
+    ] {
+        assert!(stderr.contains(planned), "the plan says {planned:?}:\n{stderr}");
     }
     assert_eq!(document["config"]["database"]["backend"], "postgresql");
     assert!(
