@@ -182,7 +182,7 @@ fn check_last_service_result(ctx: &mut Context, desired: &Desired) {
         ctx,
         &[
             "show",
-            "--property=Result,ExecMainStatus,ExecMainExitTimestamp",
+            "--property=ActiveState,Result,ExecMainStatus,ExecMainStartTimestamp,ExecMainExitTimestamp",
             &service,
         ],
     );
@@ -202,7 +202,15 @@ fn check_last_service_result(ctx: &mut Context, desired: &Desired) {
                 property("ExecMainStatus"),
                 property("ExecMainExitTimestamp"),
             );
-            if when.is_empty() {
+            if property("ActiveState") == "activating" {
+                (
+                    CheckStatus::Ok,
+                    format!(
+                        "{service} is running now (since {})",
+                        property("ExecMainStartTimestamp")
+                    ),
+                )
+            } else if when.is_empty() {
                 (CheckStatus::Ok, format!("{service} has not run since systemd started"))
             } else if result == "success" {
                 (CheckStatus::Ok, format!("{service} last ended well ({when})"))

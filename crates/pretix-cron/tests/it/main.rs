@@ -6,6 +6,7 @@
 
 mod apply;
 mod run;
+mod server;
 mod support;
 mod timer;
 mod verify;

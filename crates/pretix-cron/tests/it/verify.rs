@@ -204,7 +204,9 @@ fn the_timer_is_asked_about_through_the_systemctl_seam() {
         recorded(&log),
         [
             "systemctl is-active pretix-cron.timer",
-            "systemctl show --property=Result,ExecMainStatus,ExecMainExitTimestamp pretix-cron.service"
+            "systemctl show \
+             --property=ActiveState,Result,ExecMainStatus,ExecMainStartTimestamp,ExecMainExitTimestamp \
+             pretix-cron.service"
         ]
     );
     assert_eq!(run.check_item("timer unit").map(|item| item.0).as_deref(), Some("ok"));
