@@ -27,15 +27,19 @@ pub fn apply(ctx: &mut Context, document: &mut Document) -> Result<String, ToolE
         ctx.warn(warning.clone());
     }
     perform(ctx, &plan)?;
-    Ok(summary(&desired, ctx.has_changed()))
+    Ok(summary(&desired, ctx.has_changed(), ctx.is_check()))
 }
 
-fn summary(desired: &Desired, changed: bool) -> String {
+fn summary(desired: &Desired, changed: bool, check: bool) -> String {
     let how = match desired.scheduler {
         CronScheduler::Cron => format!("{} ({})", desired.cron_file.display(), desired.schedule.cron_fields()),
         CronScheduler::Timer => format!("{} ({})", desired.timer_name(), desired.schedule.on_calendar()),
     };
-    let state = if changed { "set up" } else { "already in place" };
+    let state = match (changed, check) {
+        (false, _) => "already in place",
+        (true, false) => "set up",
+        (true, true) => "would be set up",
+    };
     format!(
         "pretix cron in the container {} every {} min at most: {how} {state}",
         desired.target.name,
