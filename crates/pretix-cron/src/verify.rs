@@ -24,8 +24,13 @@ pub fn verify(ctx: &mut Context, document: &mut Document) -> Result<String, Tool
             desired.schedule.interval_minutes()
         ),
     );
-    if let Err(error) = crate::inspect::check_user(ctx.root(), &desired.user) {
-        ctx.check_item("user", CheckStatus::Failure, error.to_string());
+    match crate::inspect::check_user(ctx.root(), &desired.user) {
+        Ok(()) => ctx.check_item(
+            "user",
+            CheckStatus::Ok,
+            format!("{} exists and may use Docker", desired.user),
+        ),
+        Err(error) => ctx.check_item("user", CheckStatus::Failure, error.to_string()),
     }
     check_docker_client(ctx, &desired);
     check_container(ctx, &desired);
@@ -33,6 +38,7 @@ pub fn verify(ctx: &mut Context, document: &mut Document) -> Result<String, Tool
         CronScheduler::Cron => {
             check_file(ctx, "cron file", &cron_spec(&desired));
             check_active(ctx, "cron daemon", "cron.service", "systemctl enable --now cron");
+            check_other_scheduler(ctx, &desired.timer_file(), "timer");
         }
         CronScheduler::Timer => {
             check_file(ctx, "service unit", &service_spec(&desired));
@@ -44,6 +50,7 @@ pub fn verify(ctx: &mut Context, document: &mut Document) -> Result<String, Tool
                 &format!("pretix-cron apply, or systemctl enable --now {}", desired.timer_name()),
             );
             check_last_service_result(ctx, &desired);
+            check_other_scheduler(ctx, &desired.cron_file, "cron file");
         }
     }
     check_last_run(ctx, document, &desired)?;
@@ -120,6 +127,21 @@ fn check_container(ctx: &mut Context, desired: &Desired) {
         },
     };
     ctx.check_item("container", status, message);
+}
+
+/// The other scheduler's file, left behind, would run the job a second time.
+fn check_other_scheduler(ctx: &mut Context, path: &std::path::Path, what: &str) {
+    if ctx.root().host_path(path).symlink_metadata().is_ok() {
+        ctx.check_item(
+            "one job",
+            CheckStatus::Warning,
+            format!(
+                "{} is there too, so pretix cron may run twice: pretix-cron apply removes its own {what}; remove \
+                 one written by hand",
+                path.display()
+            ),
+        );
+    }
 }
 
 /// The file is there with the content, owner and mode `apply` writes.

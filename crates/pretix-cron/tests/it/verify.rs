@@ -217,3 +217,23 @@ fn the_timer_is_asked_about_through_the_systemctl_seam() {
         "{message}"
     );
 }
+
+#[test]
+fn a_leftover_timer_beside_the_cron_file_is_a_warning() {
+    let stage = Stage::new();
+    assert_eq!(stage.run(&["apply"], &json!({})).code, 0);
+    let (status, message) = stage
+        .run(&["verify"], &json!({}))
+        .check_item("user")
+        .expect("user item");
+    assert_eq!(status, "ok", "{message}");
+    std::fs::write(
+        stage.path("/etc/systemd/system/pretix-cron.timer"),
+        "[Timer]\nOnCalendar=hourly\n",
+    )
+    .expect("write");
+    let run = stage.run(&["verify"], &json!({}));
+    let (status, message) = run.check_item("one job").expect("one job item");
+    assert_eq!(status, "warning");
+    assert!(message.contains("pretix cron may run twice"), "{message}");
+}
