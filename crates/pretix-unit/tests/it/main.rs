@@ -6,6 +6,7 @@
 
 mod docker;
 mod faults;
+mod real_host;
 mod snapshots;
 mod support;
 mod systemd;
