@@ -502,6 +502,9 @@ fn verify(
     }
     // pg_reload_conf() only signals the postmaster, which loads the files a moment later.
     let deadline = Instant::now() + Duration::from_secs(3);
+    if reloaded && refused(&outcome) {
+        ctx.info("the login was refused; waiting up to 3s for postgresql to load the reloaded pg_hba.conf");
+    }
     while reloaded && refused(&outcome) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
         outcome = login(desired, password.secret.expose());

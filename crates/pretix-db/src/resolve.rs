@@ -1,9 +1,7 @@
 //! Resolving the document into what both verbs work with: the superuser route, the role's
 //! password, and the two config files as they are on disk.
 
-use std::io;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -117,6 +115,11 @@ pub fn reopen_after_restart(
     wait: Duration,
 ) -> Result<Box<dyn AdminSession>, ProvisionDatabaseError> {
     let deadline = Instant::now() + wait;
+    ctx.info(&format!(
+        "waiting up to {}s for postgresql {} to accept connections after the restart",
+        wait.as_secs(),
+        route.target()
+    ));
     loop {
         match open_session(ctx, route, service) {
             Ok(session) => return Ok(session),
@@ -139,87 +142,24 @@ pub fn admin_password(ctx: &mut Context, section: &Database) -> Result<Option<Se
         .transpose()
 }
 
-/// Where the role's password comes from this run.
-#[derive(Debug, Clone)]
-pub struct PasswordChoice {
-    pub secret: Secret,
-    pub reference: SecretRef,
-    /// The secret file must be written (generated or rotated).
-    pub write: bool,
-    /// `rotate_password` asked for a new one.
-    pub rotate: bool,
-}
+pub use pretix_site::secret::PasswordChoice;
 
 /// The default reference for the generated password.
 pub fn default_password_ref(paths: &Paths) -> SecretRef {
     SecretRef::new(paths.secrets_dir.join(PASSWORD_FILE_NAME))
 }
 
-/// Decides the role's password: the referenced file; else the file an earlier run generated;
-/// else a new strong random one. Rotation makes a new one in either file. Nothing is written.
+/// Decides the role's password by the toolkit's one rule (`secret::choose_password`): the
+/// referenced file; else the file an earlier run generated; else a new strong random one;
+/// `rotate_password` makes a new one in either file. Nothing is written.
 pub fn resolve_password(ctx: &mut Context, section: &Database, paths: &Paths) -> Result<PasswordChoice, ToolError> {
-    let reference = match &section.password {
-        Some(reference) => reference.clone(),
-        None => {
-            if !paths.secrets_dir.is_absolute() {
-                return Err(ToolError::input(
-                    "paths.secrets_dir",
-                    "give an absolute path, e.g. /etc/pretix-toolkit/secrets",
-                ));
-            }
-            default_password_ref(paths)
-        }
-    };
-    if section.rotate_password {
-        if !reference.secret_file.is_absolute() {
-            return Err(ToolError::input(
-                "database.password",
-                "secret_file must be an absolute path",
-            ));
-        }
-        return Ok(PasswordChoice {
-            secret: generate(ctx),
-            reference,
-            write: true,
-            rotate: true,
-        });
-    }
-    if section.password.is_some() {
-        let secret = ctx.read_secret(&reference, "database.password")?;
-        return Ok(PasswordChoice {
-            secret,
-            reference,
-            write: false,
-            rotate: false,
-        });
-    }
-    match std::fs::symlink_metadata(ctx.root().host_path(&reference.secret_file)) {
-        Ok(_) => {
-            let secret = ctx.read_secret(&reference, "database.password")?;
-            Ok(PasswordChoice {
-                secret,
-                reference,
-                write: false,
-                rotate: false,
-            })
-        }
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(PasswordChoice {
-            secret: generate(ctx),
-            reference,
-            write: true,
-            rotate: false,
-        }),
-        Err(error) => Err(ToolError::input(
-            "database.password",
-            format!("cannot inspect {}: {error}", reference.secret_file.display()),
-        )),
-    }
-}
-
-fn generate(ctx: &mut Context) -> Secret {
-    let secret = Secret::generate();
-    ctx.register_secret(&secret);
-    secret
+    pretix_site::secret::choose_password(
+        ctx,
+        section.password.as_ref(),
+        &default_password_ref(paths).secret_file,
+        section.rotate_password,
+        "database.password",
+    )
 }
 
 /// The password as the secrets file holds it, if it can be had without writing anything
@@ -234,79 +174,36 @@ pub fn existing_password(
     Ok((secret, reference))
 }
 
-/// A config file as it is on disk: its text, owner and mode.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfFile {
-    /// The path on the managed host (as the server names it).
-    pub path: PathBuf,
-    pub text: String,
-    pub uid: u32,
-    pub gid: u32,
-    pub mode: u32,
-}
+/// A config file as it is on disk: where it really is, its text, owner and mode.
+pub type ConfFile = pretix_site::fs::HostFile;
 
 /// Reads one of the two config files. `field` names the document key that would fix a wrong
 /// path.
 ///
 /// The directory holding them belongs to postgres on Debian, and whoever has the postgres
 /// account must not make root read or rewrite another file through a link. So the file is read
-/// through `fs::open_regular` (no link followed, a regular file with one link), and a symlink at
-/// the path is followed only when root owns both the link and a directory no one else can write
-/// to (a configuration manager's link): the file is then edited where it really is, and the link
-/// stays a link.
+/// the shared way (`fs::read_host_file`: one descriptor, no link followed, a regular file with
+/// one link), and a symlink at the path is followed only when root owns both the link and a
+/// directory no one else can write to (`LinkPolicy::FollowRootOwned`): the file is then edited
+/// where it really is, and the link stays a link.
 pub fn read_conf(root: &Root, path: &Path, field: &str) -> Result<ConfFile, ProvisionDatabaseError> {
-    let fail_at = |at: &Path, message: String| ProvisionDatabaseError::File {
-        path: at.display().to_string(),
-        message,
-    };
-    let linked = root.host_path(path);
-    let is_link = std::fs::symlink_metadata(&linked).is_ok_and(|metadata| metadata.file_type().is_symlink());
-    let path = if is_link && !root.is_redirected() {
-        trusted_link_target(&linked).map_err(|message| fail_at(&linked, message))?
-    } else {
-        path.to_path_buf()
-    };
-    let path = path.as_path();
-    let host_path = root.host_path(path);
-    let fail = |message: String| fail_at(&host_path, message);
-    let opened = pretix_site::fs::open_regular(&host_path).map_err(|error| fail(format!("cannot read it: {error}")))?;
-    let Some((mut file, metadata)) = opened else {
-        return Err(fail(format!("not found: set {field} to the file the server reads")));
-    };
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut file, &mut bytes).map_err(|error| fail(format!("cannot read it: {error}")))?;
-    let text = String::from_utf8(bytes).map_err(|_| {
-        fail(
-            "is not UTF-8 text, so it cannot be edited line by line safely: convert it (iconv) and run again"
-                .to_owned(),
-        )
-    })?;
-    Ok(ConfFile {
-        path: path.to_path_buf(),
-        text,
-        uid: metadata.uid(),
-        gid: metadata.gid(),
-        mode: metadata.mode() & 0o7777,
+    use pretix_site::fs::{HostFileError, LinkPolicy, read_host_file};
+    read_host_file(root, path, LinkPolicy::FollowRootOwned).map_err(|error| {
+        let message = match &error {
+            HostFileError::Missing => format!("not found: set {field} to the file the server reads"),
+            HostFileError::UntrustedLink { .. } => format!("{error}; replace the link with the file"),
+            HostFileError::Link { .. } => {
+                format!("{error}: under --root no link is followed; put the file itself there")
+            }
+            HostFileError::PermissionDenied(io) | HostFileError::Unreadable(io) => format!("cannot read it: {io}"),
+            HostFileError::NotUtf8 => {
+                "is not UTF-8 text, so it cannot be edited line by line safely: convert it (iconv) and run again"
+                    .to_owned()
+            }
+        };
+        ProvisionDatabaseError::File {
+            path: root.host_path(path).display().to_string(),
+            message,
+        }
     })
-}
-
-/// Where a symlinked config file really is, when the link can be trusted: the link and its
-/// directory are root's, and no one else may write to that directory.
-fn trusted_link_target(link: &Path) -> Result<PathBuf, String> {
-    let link_metadata = std::fs::symlink_metadata(link).map_err(|error| format!("cannot inspect it: {error}"))?;
-    let directory = link.parent().unwrap_or(Path::new("/"));
-    let directory_metadata =
-        std::fs::metadata(directory).map_err(|error| format!("cannot inspect its directory: {error}"))?;
-    let trusted = link_metadata.uid() == 0 && directory_metadata.uid() == 0 && directory_metadata.mode() & 0o022 == 0;
-    if !trusted {
-        return Err(format!(
-            "is a symbolic link (owned by uid {}) in a directory uid {} can change (mode {:04o}): the toolkit \
-             follows a link to a config file only when root owns the link and its directory; replace the link \
-             with the file",
-            link_metadata.uid(),
-            directory_metadata.uid(),
-            directory_metadata.mode() & 0o7777
-        ));
-    }
-    std::fs::canonicalize(link).map_err(|error| format!("cannot follow it: {error}"))
 }

@@ -248,7 +248,7 @@ fn write_secrets(
     url_files: &[(std::path::PathBuf, Secret)],
 ) -> Result<(), ToolError> {
     // Only the default reference, under the secrets dir, is ever generated.
-    if choice.generate {
+    if choice.write {
         ctx.store_secret(&paths.secrets_dir, &choice.reference.secret_file, &choice.secret)?;
     }
     for (path, url) in url_files {
@@ -307,6 +307,10 @@ fn verify(
         password.cloned(),
     );
     if server == Server::Restarted {
+        ctx.info(&format!(
+            "waiting up to {}s for redis-server to answer on {socket} after the restart",
+            desired.restart_timeout_seconds
+        ));
         let waited = socket
             .wait_until_answering(desired.restart_timeout())
             .map_err(|error| RedisSetupError::RestartTimeout {

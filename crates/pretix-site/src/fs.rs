@@ -122,6 +122,102 @@ pub fn open_regular(path: &Path) -> io::Result<Option<(File, fs::Metadata)>> {
     Ok(Some((file, metadata)))
 }
 
+/// Whether a host config file may be reached through a symbolic link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkPolicy {
+    /// Every link is refused (the atomic rewrite would replace the link).
+    Refuse,
+    /// A link is followed only when root owns it and its directory, and no one else may write
+    /// to that directory (a configuration manager's link); the file is then read (and edited)
+    /// where it really is. Never under `--root`, where the target would be the host's.
+    FollowRootOwned,
+}
+
+/// A host config file as it is: where it really is, its text, owner and mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostFile {
+    /// The path on the managed host (the link's target when a trusted link was followed).
+    pub path: PathBuf,
+    pub text: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+}
+
+/// Why a host config file could not be read. Each tool words the fix for its own field.
+#[derive(Debug, thiserror::Error)]
+pub enum HostFileError {
+    #[error("does not exist")]
+    Missing,
+    #[error("is a symbolic link (to {target})")]
+    Link { target: String },
+    #[error(
+        "is a symbolic link (owned by uid {link_owner}) in a directory uid {dir_owner} can change (mode {dir_mode:04o}): \
+         the toolkit follows a link to a config file only when root owns the link and its directory"
+    )]
+    UntrustedLink {
+        link_owner: u32,
+        dir_owner: u32,
+        dir_mode: u32,
+    },
+    #[error("cannot be read: {0}")]
+    PermissionDenied(io::Error),
+    #[error("cannot be read: {0}")]
+    Unreadable(io::Error),
+    #[error("is not UTF-8 text")]
+    NotUtf8,
+}
+
+/// Reads a host config file the one way every tool does: through one descriptor opened without
+/// following a link (`open_regular`: a regular file with one link), after `policy` decided about
+/// a link at the path. A FIFO never blocks.
+pub fn read_host_file(root: &Root, path: &Path, policy: LinkPolicy) -> Result<HostFile, HostFileError> {
+    let linked = root.host_path(path);
+    let link = fs::symlink_metadata(&linked)
+        .ok()
+        .filter(|metadata| metadata.file_type().is_symlink());
+    let path = match (link, policy) {
+        (None, _) => path.to_path_buf(),
+        (Some(link), LinkPolicy::FollowRootOwned) if !root.is_redirected() => {
+            let directory = linked.parent().unwrap_or(Path::new("/"));
+            let directory_metadata = fs::metadata(directory).map_err(HostFileError::Unreadable)?;
+            let trusted = link.uid() == 0 && directory_metadata.uid() == 0 && directory_metadata.mode() & 0o022 == 0;
+            if !trusted {
+                return Err(HostFileError::UntrustedLink {
+                    link_owner: link.uid(),
+                    dir_owner: directory_metadata.uid(),
+                    dir_mode: directory_metadata.mode() & 0o7777,
+                });
+            }
+            fs::canonicalize(&linked).map_err(HostFileError::Unreadable)?
+        }
+        (Some(_), _) => {
+            let target = fs::read_link(&linked)
+                .map(|target| target.display().to_string())
+                .unwrap_or_else(|_| "its target".to_owned());
+            return Err(HostFileError::Link { target });
+        }
+    };
+    let host_path = root.host_path(&path);
+    let opened = open_regular(&host_path).map_err(|error| match error.kind() {
+        io::ErrorKind::PermissionDenied => HostFileError::PermissionDenied(error),
+        _ => HostFileError::Unreadable(error),
+    })?;
+    let Some((mut file, metadata)) = opened else {
+        return Err(HostFileError::Missing);
+    };
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(HostFileError::Unreadable)?;
+    let text = String::from_utf8(bytes).map_err(|_| HostFileError::NotUtf8)?;
+    Ok(HostFile {
+        path,
+        text,
+        uid: metadata.uid(),
+        gid: metadata.gid(),
+        mode: metadata.mode() & 0o7777,
+    })
+}
+
 /// The desired state of one file.
 #[derive(Clone, PartialEq, Eq)]
 pub struct FileSpec {

@@ -217,6 +217,67 @@ fn secret_io_error(field: &str, path: &Path, error: io::Error) -> ToolError {
 }
 
 /// The file spec that stores a secret: root-only, owner root, mode 0600, newline-terminated.
+/// Where a password comes from this run: the one rule for every password the toolkit may
+/// generate (the database role's, Redis's in tcp mode).
+#[derive(Debug, Clone)]
+pub struct PasswordChoice {
+    pub secret: Secret,
+    pub reference: SecretRef,
+    /// The secret file must be written (generated or rotated).
+    pub write: bool,
+    /// A rotation asked for a new one.
+    pub rotate: bool,
+}
+
+/// Chooses a password, writing nothing: with `rotate`, a new strong random one (for `given`'s
+/// file or `default_file`); else the file the document names (`given`, read and checked as
+/// every secret file); else the file an earlier run generated at `default_file`; else a new one
+/// for it. `field` names the document key in messages. The secret is registered for masking.
+pub fn choose_password(
+    ctx: &mut crate::run::Context,
+    given: Option<&SecretRef>,
+    default_file: &Path,
+    rotate: bool,
+    field: &str,
+) -> Result<PasswordChoice, ToolError> {
+    let reference = given.cloned().unwrap_or_else(|| SecretRef::new(default_file));
+    crate::fs::validate_host_path(&reference.secret_file, &format!("{field}.secret_file"))?;
+    let generated = |ctx: &mut crate::run::Context, reference: SecretRef, rotate: bool| {
+        let secret = Secret::generate();
+        ctx.register_secret(&secret);
+        PasswordChoice {
+            secret,
+            reference,
+            write: true,
+            rotate,
+        }
+    };
+    if rotate {
+        return Ok(generated(ctx, reference, true));
+    }
+    let exists = given.is_some()
+        || match std::fs::symlink_metadata(ctx.root().host_path(&reference.secret_file)) {
+            Ok(_) => true,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => false,
+            Err(error) => {
+                return Err(ToolError::input(
+                    field,
+                    format!("cannot inspect {}: {error}", reference.secret_file.display()),
+                ));
+            }
+        };
+    if !exists {
+        return Ok(generated(ctx, reference, false));
+    }
+    let secret = ctx.read_secret(&reference, field)?;
+    Ok(PasswordChoice {
+        secret,
+        reference,
+        write: false,
+        rotate: false,
+    })
+}
+
 pub fn secret_file_spec(path: &Path, secret: &Secret) -> FileSpec {
     FileSpec::new(path, format!("{}\n", secret.expose()))
         .owner(0, 0)

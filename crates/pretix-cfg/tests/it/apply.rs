@@ -1,6 +1,6 @@
 use std::os::unix::fs::PermissionsExt;
 
-use crate::support::{guide_site, mtime, owner_mode, run, secret, stage};
+use crate::support::{BIN, guide_site, mtime, owner_mode, run, secret, stage};
 
 #[test]
 fn guide_site_renders_the_guides_pretix_cfg_owner_only() {
@@ -288,4 +288,45 @@ fn a_rotated_password_masks_the_old_value_in_the_diff_too() {
     assert!(rotated.stderr.contains("-password=********"), "{}", rotated.stderr);
     let written = std::fs::read_to_string(root.path().join("etc/pretix/pretix.cfg")).expect("read");
     assert!(written.contains("password=the-new-password-value"));
+}
+
+#[test]
+fn a_terminal_gets_a_recap_and_a_pipe_gets_the_document() {
+    let root = stage();
+    let password = secret(root.path(), "database-password", "correct horse battery staple");
+    let site_file = root.path().join("site.json");
+    std::fs::write(&site_file, guide_site(&password).to_string()).expect("site.json");
+    // `script` gives the tool a terminal as stdout, as a sysadmin's shell does.
+    let command = format!(
+        "{BIN} apply --check --root {} < {}",
+        root.path().display(),
+        site_file.display()
+    );
+    let output = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("run script (util-linux)");
+    let terminal = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        terminal.contains("pretix-cfg apply --check: would change"),
+        "{terminal}"
+    );
+    assert!(
+        terminal.contains("  - would create /etc/pretix/pretix.cfg"),
+        "{terminal}"
+    );
+    assert!(
+        !terminal.contains("\"results\""),
+        "the document went to the terminal: {terminal}"
+    );
+    let piped = run(
+        &["apply", "--check", "--root", &root.path().display().to_string()],
+        &guide_site(&password),
+    );
+    assert_eq!(
+        piped.document["results"][0]["tool"],
+        "pretix-cfg",
+        "{}",
+        piped.describe()
+    );
 }
