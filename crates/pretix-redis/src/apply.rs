@@ -83,8 +83,8 @@ pub fn apply(ctx: &mut Context, document: &mut Document) -> Result<String, ToolE
                 password: &choice.secret,
             }),
     };
-    let plan = conf::plan_conf(&desired.config_file, &current.text, &wanted)?;
-    for warning in &plan.warnings {
+    let conf_plan = conf::plan_conf(&desired.config_file, &current.text, &wanted)?;
+    for warning in &conf_plan.warnings {
         ctx.warn(warning.clone());
     }
     if desired.mode == RedisSocketMode::World {
@@ -154,65 +154,16 @@ pub fn apply(ctx: &mut Context, document: &mut Document) -> Result<String, ToolE
         None => Vec::new(),
     };
 
-    // Apply. Secrets first (pretix-cfg reads them), then the drop-in with its daemon-reload, so
-    // the restart below already keeps /run/redis, then redis.conf.
-    if let Some(choice) = &password {
-        write_secrets(ctx, &paths, choice, &url_files)?;
-    }
-    ctx.dir(&DirSpec {
-        path: desired.dropin_dir.clone(),
-        uid: Some(0),
-        gid: Some(0),
-        mode: 0o755,
-    })?;
-    let dropin_outcome = ctx.file(
-        &FileSpec::new(&desired.dropin_file, dropin::dropin_text(desired.mode))
-            .owner(0, 0)
-            .mode(0o644),
-    )?;
-    if matches!(dropin_outcome.plan, FilePlan::Create | FilePlan::Replace) {
-        ctx.systemctl(&["daemon-reload"]).map_err(|error| {
-            // A re-run finds the drop-in in place and would not reload: say so.
-            ToolError::Failed(anyhow::anyhow!(
-                "systemctl daemon-reload failed after writing {}: {error}: run systemctl daemon-reload yourself \
-                 (a re-run will not, the drop-in is already in place)",
-                desired.dropin_file.display()
-            ))
-        })?;
-    }
-    let conf_outcome = ctx.file(
-        &FileSpec::new(&desired.config_file, plan.text.clone())
-            .owner(current.uid, current.gid)
-            .mode(conf_mode)
-            .backup(true),
-    )?;
-    let rollback = conf_outcome
-        .backup
-        .as_ref()
-        .map(|backup| format!("; the previous redis.conf is saved as {}", backup.display()))
-        .unwrap_or_default();
-    let server = if !plan.changed() {
-        Server::Unchanged
-    } else if desired.restart {
-        match ctx.systemctl(&["restart", &desired.service]) {
-            Ok(ServiceOutcome::Performed) => Server::Restarted,
-            Ok(ServiceOutcome::Skipped { reason }) => Server::RestartSkipped(NoRestart::Skipped(reason)),
-            Err(error) => {
-                return Err(ToolError::Failed(anyhow::anyhow!(
-                    "systemctl restart {service} failed: {error}: see journalctl -u {service}, fix the cause, then \
-                     systemctl restart {service} (a re-run finds redis.conf unchanged and will not restart){rollback}",
-                    service = desired.service
-                )));
-            }
-        }
-    } else {
-        ctx.warn(format!(
-            "redis.conf changed and redis.restart is off: run systemctl restart {} to apply it; until then the \
-             socket pretix is told to use may not exist",
-            desired.service
-        ));
-        Server::RestartSkipped(NoRestart::Disabled)
-    };
+    let steps = plan(
+        &desired,
+        &paths,
+        &current,
+        conf_mode,
+        &conf_plan,
+        password.as_ref(),
+        url_files,
+    );
+    let (server, rollback) = apply_plan(ctx, &desired, &steps)?;
     let verified = verify(
         ctx,
         &desired,
@@ -240,21 +191,124 @@ pub fn apply(ctx: &mut Context, document: &mut Document) -> Result<String, ToolE
     Ok(format!("socket_mode {mode}: {reach}; {verified}"))
 }
 
-/// Writes the tcp-mode secret files: a generated password and the two celery URLs.
-fn write_secrets(
-    ctx: &mut Context,
+/// What `apply` will do, decided before anything is done: the plan as a value.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Secret files (tcp mode): the generated password when there is one, the celery URLs, all
+    /// in `secrets_dir`.
+    pub secrets: Vec<(std::path::PathBuf, Secret)>,
+    pub secrets_dir: std::path::PathBuf,
+    /// The drop-in's directory and the drop-in (a daemon-reload follows when it changes).
+    pub dropin_dir: DirSpec,
+    pub dropin: FileSpec,
+    /// redis.conf, every other byte kept.
+    pub conf: FileSpec,
+    /// What happens to redis-server.
+    pub restart: Restart,
+}
+
+/// What happens to redis-server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restart {
+    /// redis.conf does not change.
+    NotNeeded,
+    /// `systemctl restart <unit>`.
+    Service(String),
+    /// redis.conf changes but `redis.restart` is off.
+    Disabled,
+}
+
+/// The plan (pure): the steps from what is wanted and what was inspected.
+pub fn plan(
+    desired: &Desired,
     paths: &Paths,
-    choice: &PasswordChoice,
-    url_files: &[(std::path::PathBuf, Secret)],
-) -> Result<(), ToolError> {
+    current: &inspect::CurrentConf,
+    conf_mode: u32,
+    conf_plan: &conf::ConfPlan,
+    password: Option<&PasswordChoice>,
+    url_files: Vec<(std::path::PathBuf, Secret)>,
+) -> Plan {
+    let mut secrets = Vec::new();
     // Only the default reference, under the secrets dir, is ever generated.
-    if choice.write {
-        ctx.store_secret(&paths.secrets_dir, &choice.reference.secret_file, &choice.secret)?;
+    if let Some(choice) = password.filter(|choice| choice.write) {
+        secrets.push((choice.reference.secret_file.clone(), choice.secret.clone()));
     }
-    for (path, url) in url_files {
-        ctx.store_secret(&paths.secrets_dir, path, url)?;
+    if password.is_some() {
+        secrets.extend(url_files);
     }
-    Ok(())
+    let restart = match (conf_plan.changed(), desired.restart) {
+        (false, _) => Restart::NotNeeded,
+        (true, true) => Restart::Service(desired.service.clone()),
+        (true, false) => Restart::Disabled,
+    };
+    Plan {
+        secrets,
+        secrets_dir: paths.secrets_dir.clone(),
+        dropin_dir: DirSpec {
+            path: desired.dropin_dir.clone(),
+            uid: Some(0),
+            gid: Some(0),
+            mode: 0o755,
+        },
+        dropin: FileSpec::new(&desired.dropin_file, dropin::dropin_text(desired.mode))
+            .owner(0, 0)
+            .mode(0o644),
+        conf: FileSpec::new(&desired.config_file, conf_plan.text.clone())
+            .owner(current.uid, current.gid)
+            .mode(conf_mode)
+            .backup(true),
+        restart,
+    }
+}
+
+/// Carries out the plan through `Context` (in check mode it only reports). Secrets first
+/// (pretix-cfg reads them), then the drop-in with its daemon-reload, so the restart already
+/// keeps /run/redis, then redis.conf and the restart. Returns what became of the server and the
+/// rollback hint for messages.
+fn apply_plan(ctx: &mut Context, desired: &Desired, plan: &Plan) -> Result<(Server, String), ToolError> {
+    for (path, secret) in &plan.secrets {
+        ctx.store_secret(&plan.secrets_dir, path, secret)?;
+    }
+    ctx.dir(&plan.dropin_dir)?;
+    let dropin_outcome = ctx.file(&plan.dropin)?;
+    if matches!(dropin_outcome.plan, FilePlan::Create | FilePlan::Replace) {
+        ctx.systemctl(&["daemon-reload"]).map_err(|error| {
+            // A re-run finds the drop-in in place and would not reload: say so.
+            ToolError::Failed(anyhow::anyhow!(
+                "systemctl daemon-reload failed after writing {}: {error}: run systemctl daemon-reload yourself \
+                 (a re-run will not, the drop-in is already in place)",
+                desired.dropin_file.display()
+            ))
+        })?;
+    }
+    let conf_outcome = ctx.file(&plan.conf)?;
+    let rollback = conf_outcome
+        .backup
+        .as_ref()
+        .map(|backup| format!("; the previous redis.conf is saved as {}", backup.display()))
+        .unwrap_or_default();
+    let server = match &plan.restart {
+        Restart::NotNeeded => Server::Unchanged,
+        Restart::Service(service) => match ctx.systemctl(&["restart", service]) {
+            Ok(ServiceOutcome::Performed) => Server::Restarted,
+            Ok(ServiceOutcome::Skipped { reason }) => Server::RestartSkipped(NoRestart::Skipped(reason)),
+            Err(error) => {
+                return Err(ToolError::Failed(anyhow::anyhow!(
+                    "systemctl restart {service} failed: {error}: see journalctl -u {service}, fix the cause, then \
+                     systemctl restart {service} (a re-run finds redis.conf unchanged and will not restart){rollback}"
+                )));
+            }
+        },
+        Restart::Disabled => {
+            ctx.warn(format!(
+                "redis.conf changed and redis.restart is off: run systemctl restart {} to apply it; until then the \
+                 socket pretix is told to use may not exist",
+                desired.service
+            ));
+            Server::RestartSkipped(NoRestart::Disabled)
+        }
+    };
+    Ok((server, rollback))
 }
 
 /// Other drop-ins read after ours that turn `RuntimeDirectoryPreserve` off again.
@@ -407,4 +461,49 @@ pub fn socket_problem(desired: &Desired, mode: u32, gid: u32, redis_gid: Option<
         ));
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use pretix_site::fs::HostFile;
+    use pretix_site::sections::{Paths, Redis};
+
+    use super::{Restart, plan};
+    use crate::conf::{self, ConfWanted};
+    use crate::settings;
+
+    const DEBIAN: &str = include_str!("../../../fixtures/debian12/redis.conf");
+
+    fn planned(text: &str, restart: bool) -> super::Plan {
+        let section = Redis {
+            restart,
+            ..Redis::default()
+        };
+        let paths = Paths::default();
+        let desired = settings::resolve(&section, &paths).expect("the guide's defaults");
+        let wanted = ConfWanted {
+            socket: &desired.socket,
+            perm: desired.socket_perm(),
+            tcp: None,
+        };
+        let conf_plan = conf::plan_conf(&desired.config_file, text, &wanted).expect("plan");
+        let current = HostFile {
+            path: desired.config_file.clone(),
+            text: text.to_owned(),
+            uid: 0,
+            gid: 0,
+            mode: 0o640,
+        };
+        plan(&desired, &paths, &current, 0o640, &conf_plan, None, Vec::new())
+    }
+
+    #[test]
+    fn the_plan_restarts_only_when_redis_conf_changes_and_restarts_are_allowed() {
+        let fresh = planned(DEBIAN, true);
+        assert_eq!(fresh.restart, Restart::Service("redis-server".to_owned()));
+        assert!(fresh.secrets.is_empty(), "no secrets outside tcp mode");
+        let converged = String::from_utf8(fresh.conf.content.clone()).expect("utf8");
+        assert_eq!(planned(&converged, true).restart, Restart::NotNeeded);
+        assert_eq!(planned(DEBIAN, false).restart, Restart::Disabled);
+    }
 }
