@@ -41,7 +41,7 @@ fn summary(desired: &Desired, changed: bool, check: bool) -> String {
         (true, true) => "would be set up",
     };
     format!(
-        "pretix cron in the container {} every {} min at most: {how} {state}",
+        "pretix cron in the container {}, at least every {} min: {how} {state}",
         desired.target.name,
         desired.schedule.interval_minutes()
     )
