@@ -54,15 +54,25 @@ fn connect(address: SocketAddr) -> Result<TcpStream, ProbeError> {
     Ok(stream)
 }
 
-fn request(host: &str, path: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: pretix-proxy verify\r\nConnection: close\r\n\r\n")
+/// HTTP/1.0, so the answer is never chunked and ends when the connection does.
+fn request(method: &str, host: &str, path: &str, headers: &[(&str, &str)], body: &str) -> String {
+    let mut text = format!("{method} {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: pretix-proxy verify\r\n");
+    for (name, value) in headers {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() {
+        text.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    text.push_str("\r\n");
+    text.push_str(body);
+    text
 }
 
 /// A plain HTTP GET.
 pub fn http_get(address: SocketAddr, host: &str, path: &str) -> Result<Response, ProbeError> {
     let mut stream = connect(address)?;
     stream
-        .write_all(request(host, path).as_bytes())
+        .write_all(request("GET", host, path, &[], "").as_bytes())
         .map_err(|error| ProbeError::Failed(format!("send to {address}: {error}")))?;
     let mut bytes = Vec::new();
     stream
@@ -77,6 +87,39 @@ pub fn https_get(
     server_name: &str,
     host_header: &str,
     path: &str,
+    pinned_leaf: &[u8],
+) -> Result<Response, ProbeError> {
+    https_request(
+        address,
+        server_name,
+        &HttpsRequest {
+            method: "GET",
+            host: host_header,
+            path,
+            headers: &[],
+            body: "",
+        },
+        pinned_leaf,
+    )
+}
+
+/// One request over HTTPS.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpsRequest<'a> {
+    pub method: &'a str,
+    /// The `Host` header.
+    pub host: &'a str,
+    pub path: &'a str,
+    /// More headers (Cookie, Referer, Content-Type).
+    pub headers: &'a [(&'a str, &'a str)],
+    pub body: &'a str,
+}
+
+/// Any request over HTTPS with SNI `server_name`, trusting only `pinned_leaf` (DER).
+pub fn https_request(
+    address: SocketAddr,
+    server_name: &str,
+    request_to_send: &HttpsRequest<'_>,
     pinned_leaf: &[u8],
 ) -> Result<Response, ProbeError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -96,7 +139,16 @@ pub fn https_get(
         rustls::ClientConnection::new(Arc::new(config), name).map_err(|error| ProbeError::Failed(error.to_string()))?;
     let mut stream = rustls::StreamOwned::new(connection, connect(address)?);
     stream
-        .write_all(request(host_header, path).as_bytes())
+        .write_all(
+            request(
+                request_to_send.method,
+                request_to_send.host,
+                request_to_send.path,
+                request_to_send.headers,
+                request_to_send.body,
+            )
+            .as_bytes(),
+        )
         .map_err(|error| ProbeError::Failed(format!("TLS to {address}: {error}")))?;
     let mut bytes = Vec::new();
     match stream.read_to_end(&mut bytes) {

@@ -227,7 +227,7 @@ fn check_https(ctx: &mut Context, desired: &Desired, leaf: Option<&[u8]>) {
             CheckStatus::Ok,
             format!("{}/healthcheck/ answers 200 through nginx", desired.expected_url()),
         ),
-        Ok(response) if matches!(response.status, 502..=504) => (
+        Ok(response) if matches!(response.status, 502 | 504) => (
             CheckStatus::Failure,
             format!(
                 "nginx answers {} for {}/healthcheck/: pretix behind it ({}) does not answer; is the container \
@@ -240,10 +240,11 @@ fn check_https(ctx: &mut Context, desired: &Desired, leaf: Option<&[u8]>) {
         Ok(response) => (
             CheckStatus::Failure,
             format!(
-                "{}/healthcheck/ answers {}: {}",
+                "{}/healthcheck/ answers {} through nginx: {} (pretix's own health check: see journalctl -u \
+                 pretix)",
                 desired.expected_url(),
                 response.status,
-                response.body.lines().next().unwrap_or_default()
+                response.body.lines().next().unwrap_or("(no body)")
             ),
         ),
         Err(ProbeError::Unreachable(address)) => (

@@ -7,3 +7,4 @@ mod live;
 mod refusals;
 mod root;
 mod support;
+mod test_server;
