@@ -8,7 +8,7 @@ use std::process::Command;
 
 use pretix_site::exec::{self, ExecError};
 use pretix_site::fs::{CurrentFile, DirSpec, FileSpec, write_atomically};
-use pretix_site::nginx::{Nginx, ScratchTree};
+use pretix_site::nginx::{Nginx, ScratchTree, TestReport};
 use pretix_site::sections::NginxReload;
 use pretix_site::service::ServiceOutcome;
 use pretix_site::{Context, Document, ToolError};
@@ -77,7 +77,37 @@ fn show_plan(ctx: &mut Context, desired: &Desired, plan: &Plan) -> Result<(), To
             _ => ctx.changed(step.describe(desired)),
         }
     }
+    // The planned site through nginx's own parser, alone in a scratch configuration, when its
+    // certificate is already there: a site nginx refuses alone it refuses in the whole
+    // configuration too, so the plan says so now rather than the apply later.
+    let certificate_in_place = !plan.makes_self_signed() && !plan.has(&Step::ObtainAcme);
+    if plan.has(&Step::WriteSite) && certificate_in_place && nginx_of(desired).is_installed() {
+        let report = scratch_test(ctx, desired, SiteForm::Full)
+            .map_err(|error| ToolError::failed(format!("the planned site would not go live: {error}")))?;
+        for warning in report.warnings {
+            ctx.warn(format!("nginx -t: {warning}"));
+        }
+        ctx.note("nginx -t accepts the planned site (checked alone in a scratch configuration)");
+    }
     Ok(())
+}
+
+/// `nginx -t` on the site alone in a scratch configuration, its certificate and webroot paths
+/// pointed into `--root` when there is one.
+fn scratch_test(ctx: &Context, desired: &Desired, form: SiteForm) -> Result<TestReport, ToolError> {
+    let root = ctx.root();
+    let mapped = site::render(
+        desired,
+        form,
+        &root.host_path(&desired.certificate),
+        &root.host_path(&desired.certificate_key),
+        &root.host_path(&desired.acme_webroot),
+    )?;
+    let scratch = ScratchTree::new(&mapped).map_err(|error| ToolError::failed(error.to_string()))?;
+    scratch
+        .nginx()
+        .test(&mut |line| ctx.debug(line))
+        .map_err(|error| ToolError::failed(error.to_string()))
 }
 
 fn site_spec(desired: &Desired, text: &str) -> FileSpec {
@@ -268,31 +298,19 @@ fn enable(ctx: &mut Context, desired: &Desired) -> Result<(), ToolError> {
 /// machine's own absolute paths, so the staged tree cannot be tested as a whole).
 fn test_config(ctx: &mut Context, desired: &Desired, site_text: &str) -> Result<(), ToolError> {
     let report = if ctx.root().is_redirected() {
-        let mapped = if site_text.contains("ssl_certificate") {
-            site::render(
-                desired,
-                SiteForm::Full,
-                &ctx.root().host_path(&desired.certificate),
-                &ctx.root().host_path(&desired.certificate_key),
-                &ctx.root().host_path(&desired.acme_webroot),
-            )?
+        let form = if site_text.contains("ssl_certificate") {
+            SiteForm::Full
         } else {
-            site::render(
-                desired,
-                SiteForm::AcmeBootstrap,
-                &desired.certificate,
-                &desired.certificate_key,
-                &ctx.root().host_path(&desired.acme_webroot),
-            )?
+            SiteForm::AcmeBootstrap
         };
-        let scratch = ScratchTree::new(&mapped).map_err(|error| ToolError::failed(error.to_string()))?;
-        let report = scratch.nginx().test(&mut |line| ctx.debug(line));
+        let report = scratch_test(ctx, desired, form)?;
         ctx.note("--root: nginx -t checked the site alone in a scratch configuration, not the staged host's whole one");
         report
     } else {
-        nginx_of(desired).test(&mut |line| ctx.debug(line))
+        nginx_of(desired)
+            .test(&mut |line| ctx.debug(line))
+            .map_err(|error| ToolError::failed(error.to_string()))?
     };
-    let report = report.map_err(|error| ToolError::failed(error.to_string()))?;
     for warning in report.warnings {
         ctx.warn(format!("nginx -t: {warning}"));
     }

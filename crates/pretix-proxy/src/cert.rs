@@ -7,6 +7,9 @@ use x509_parser::pem::Pem;
 
 /// Fewer days left than this is a warning.
 pub const WARN_DAYS: i64 = 14;
+/// The algorithm identifiers of RSA and EC public keys in a certificate.
+const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
+const EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
 /// How long a self-signed staging certificate is valid.
 pub const SELF_SIGNED_DAYS: i64 = 90;
 
@@ -107,7 +110,29 @@ pub fn inspect(certificate_pem: &[u8], key_pem: &[u8]) -> Result<CertInfo, Strin
                 "the key does not belong to the certificate: give the key the certificate was issued for".to_owned(),
             );
         }
-        Err(_) => KeyCheck::LeftToNginx,
+        // A key form rcgen does not read. nginx -t refuses a key of the certificate's own type
+        // that does not belong to it ("key values mismatch"), but OpenSSL files a key of another
+        // type into that type's slot without a word, and the site would fail every handshake:
+        // the type, at least, is checked here.
+        Err(_) => {
+            let certificate_type = leaf.public_key().algorithm.algorithm.to_id_string();
+            let key_type = if key_text.contains("BEGIN RSA PRIVATE KEY") {
+                Some(("an RSA key", RSA_ENCRYPTION))
+            } else if key_text.contains("BEGIN EC PRIVATE KEY") {
+                Some(("an EC key", EC_PUBLIC_KEY))
+            } else {
+                None
+            };
+            match key_type {
+                Some((name, oid)) if certificate_type != oid => {
+                    return Err(format!(
+                        "the key does not belong to the certificate: it is {name}, the certificate's is not; give the \
+                         key the certificate was issued for"
+                    ));
+                }
+                _ => KeyCheck::LeftToNginx,
+            }
+        }
     };
     Ok(CertInfo {
         names,

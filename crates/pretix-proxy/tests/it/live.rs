@@ -360,3 +360,84 @@ fn verify_fails_when_pretix_behind_the_proxy_is_down() {
     assert_eq!(status, "failure", "{message}");
     assert!(message.contains("502"), "{message}");
 }
+
+fn openssl(args: &[&str]) {
+    let output = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl (Debian's package)");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn a_key_of_another_type_in_a_form_the_tool_does_not_parse_is_refused() {
+    let host = Host::new();
+    let echo = Echo::start();
+    // The certificate is ECDSA; an RSA key in the old PKCS#1 form. OpenSSL (so nginx -t) takes
+    // such a key without a word, and every handshake would fail.
+    let key = host.path("tls/key.pem").display().to_string();
+    openssl(&["genrsa", "-traditional", "-out", &key, "2048"]);
+    let refused = run(&["apply"], &host.document(echo.port, json!({})));
+    assert_eq!(refused.code, 2, "{}", refused.describe());
+    assert!(
+        refused.msg().contains("it is an RSA key, the certificate's is not"),
+        "{}",
+        refused.msg()
+    );
+    assert!(!host.site_file().exists());
+}
+
+#[test]
+fn a_key_only_nginx_can_compare_is_still_checked_before_anything_goes_live() {
+    let host = Host::new();
+    let echo = Echo::start();
+    // An RSA certificate, and another RSA key in the old PKCS#1 form, which the tool does not
+    // compare itself: nginx -t is what refuses it, in the plan and in the apply.
+    let cert = host.path("tls/cert.pem").display().to_string();
+    let key = host.path("tls/key.pem").display().to_string();
+    let other = host.path("tls/other.pem").display().to_string();
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &other,
+        "-out",
+        &cert,
+        "-days",
+        "30",
+        "-subj",
+        "/CN=tickets.example.test",
+        "-addext",
+        "subjectAltName=DNS:tickets.example.test",
+    ]);
+    openssl(&["genrsa", "-traditional", "-out", &key, "2048"]);
+    let document = host.document(echo.port, json!({}));
+    let reloads = host.reloads_after(0);
+
+    let plan = run(&["apply", "--check"], &document);
+    assert_eq!(plan.code, 1, "{}", plan.describe());
+    assert!(
+        plan.msg().contains("the planned site would not go live"),
+        "{}",
+        plan.msg()
+    );
+    assert!(plan.msg().contains("key values mismatch"), "{}", plan.msg());
+
+    let applied = run(&["apply"], &document);
+    assert_eq!(applied.code, 1, "{}", applied.describe());
+    assert!(
+        applied.msg().contains("nginx -t refused the configuration"),
+        "{}",
+        applied.msg()
+    );
+    assert!(applied.msg().contains("key values mismatch"), "{}", applied.msg());
+    assert!(!host.site_file().exists(), "the new site is removed again");
+    assert_eq!(host.reloads_after(reloads), reloads);
+}

@@ -88,6 +88,11 @@ fn check_plans_with_a_diff_and_writes_nothing() {
         "{diffs:?}"
     );
     assert!(run.has_action("enable the site"), "{:?}", run.actions());
+    assert!(
+        run.has_action("nginx -t accepts the planned site"),
+        "the plan went through nginx's parser: {:?}",
+        run.actions()
+    );
     assert!(!stage.path("/etc/nginx/sites-available/pretix").exists());
     assert!(!stage.path("/etc/nginx/sites-enabled/pretix").exists());
 }
