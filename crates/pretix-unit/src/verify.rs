@@ -179,14 +179,21 @@ fn check_container(
             return Ok(None);
         }
     };
-    if desired.supervisor == Supervisor::Docker
-        && let Some(reason) = spec_difference(instance, image_ref, &container)
-    {
-        ctx.check_item(
-            &format!("spec {}", instance.unit),
+    let drift = match desired.supervisor {
+        Supervisor::Docker => spec_difference(instance, image_ref, &container),
+        Supervisor::Systemd => settings_difference(instance, &container),
+    };
+    match drift {
+        Some(reason) => ctx.check_item(
+            &format!("settings {}", instance.unit),
             CheckStatus::Failure,
             format!("the container differs from the document ({reason}): run pretix-unit apply"),
-        );
+        ),
+        None => ctx.check_item(
+            &format!("settings {}", instance.unit),
+            CheckStatus::Ok,
+            "mounts, environment, port and command as the document gives",
+        ),
     }
     if !container.running {
         let log = docker
@@ -241,6 +248,42 @@ fn check_container(
     check_port(ctx, section, instance, &container);
     check_upgrade(ctx, desired, instance, &container);
     Ok(Some(container))
+}
+
+/// What differs between a container that a unit started and the document's spec: the mounts,
+/// the environment the spec sets (the image adds its own), the published port and the command.
+pub fn settings_difference(instance: &Instance, container: &ContainerInfo) -> Option<String> {
+    let mut differs = Vec::new();
+    if container.binds != instance.binds {
+        differs.push("mounts");
+    }
+    let env_missing = instance
+        .env
+        .iter()
+        .any(|(name, value)| !container.env.contains(&format!("{name}={value}")));
+    let managed = ["AUTOMIGRATE=", "NUM_WORKERS="];
+    let env_extra = container.env.iter().any(|entry| {
+        (managed.iter().any(|prefix| entry.starts_with(prefix))
+            || entry.starts_with("PRETIX_")
+            || entry.starts_with("FILE__PRETIX_"))
+            && !instance
+                .env
+                .iter()
+                .any(|(name, value)| *entry == format!("{name}={value}"))
+    });
+    if env_missing || env_extra {
+        differs.push("environment");
+    }
+    if container.ports != instance.port.iter().cloned().collect::<Vec<_>>() {
+        differs.push("published port");
+    }
+    if container.command != instance.args {
+        differs.push("command");
+    }
+    if container.group_add != instance.group_add {
+        differs.push("groups");
+    }
+    (!differs.is_empty()).then(|| format!("{} changed", differs.join(", ")))
 }
 
 fn check_port(ctx: &mut Context, section: &Container, instance: &Instance, container: &ContainerInfo) {
@@ -413,5 +456,43 @@ fn probes(ctx: &mut Context, docker: &Docker, target: &str) {
             ),
             (Err(error), _) => ctx.check_item(item, CheckStatus::Failure, format!("{target}: {error}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workers::HostFacts;
+    use pretix_site::sections::Paths;
+
+    fn instance() -> Instance {
+        let container: Container =
+            serde_json::from_value(serde_json::json!({"num_workers": 2})).unwrap_or_else(|error| panic!("{error}"));
+        let host = HostFacts {
+            memory_bytes: None,
+            cpus: 1,
+        };
+        let desired =
+            crate::spec::resolve(&container, &Paths::default(), None, &host).unwrap_or_else(|error| panic!("{error}"));
+        desired.instances[0].clone()
+    }
+
+    #[test]
+    fn a_container_started_from_the_unit_matches_and_a_stale_one_is_named() {
+        let instance = instance();
+        let mut container = ContainerInfo {
+            binds: instance.binds.clone(),
+            env: vec!["PATH=/usr/bin".to_owned(), "NUM_WORKERS=2".to_owned()],
+            ports: instance.port.iter().cloned().collect(),
+            command: instance.args.clone(),
+            ..ContainerInfo::default()
+        };
+        assert_eq!(settings_difference(&instance, &container), None);
+        container.env.push("AUTOMIGRATE=skip".to_owned());
+        container.binds.pop();
+        assert_eq!(
+            settings_difference(&instance, &container).as_deref(),
+            Some("mounts, environment changed")
+        );
     }
 }

@@ -159,6 +159,7 @@ fn the_docker_supervisor_pulls_runs_converges_recreates_and_execs() {
         "docker".to_owned(),
         "image".to_owned(),
         format!("container {unit}"),
+        format!("settings {unit}"),
         format!("image of {unit}"),
         format!("port {unit}"),
         format!("upgrade {unit}"),

@@ -164,6 +164,13 @@ fn on_a_real_systemd_host_the_real_pretix_runs_restarts_and_proves_its_database_
     let (status, message) = check_status(&verified, "redis from the container");
     assert_eq!(status, "ok", "{message}");
     assert!(message.ends_with("as uid 15371"), "{message}");
+    let (status, message) = check_status(&verified, &format!("settings {unit}"));
+    assert_eq!(
+        status, "ok",
+        "the container systemd started is the document's: {message}"
+    );
+    let (status, message) = check_status(&verified, &format!("unit {unit}"));
+    assert_eq!(status, "ok", "{message}");
     let (status, message) = check_status(&verified, &format!("port {unit}"));
     assert_eq!(status, "warning", "a gateway bind is beyond loopback: {message}");
 
