@@ -1149,6 +1149,12 @@ impl PullProgress for StderrProgress {
                     bar.set_position(current);
                 }
                 if event.status == "Pull complete" || event.status == "Already exists" {
+                    // A layer the host already had, or one whose size never came: no byte counts.
+                    if bar.length().unwrap_or(0) == 0
+                        && let Ok(style) = indicatif::ProgressStyle::with_template("{prefix} {msg}")
+                    {
+                        bar.set_style(style);
+                    }
                     bar.finish();
                 }
             }
