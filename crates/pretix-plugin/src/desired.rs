@@ -117,85 +117,23 @@ impl Desired {
     }
 }
 
-/// A Docker repository name without tag or digest: `[host[:port]/]name(/name)*`, lowercase
-/// components of letters and digits joined by `.`, `_`, `__` or dashes.
+/// A Docker repository name without tag or digest, as the Docker seam's `ImageRef` validates
+/// image references (the one rule for every tool).
 pub fn validate_repository(repository: &str) -> Result<(), ToolError> {
     let field = "plugins.image";
-    let refuse = |message: String| Err(ToolError::input(field, format!("{repository:?} {message}")));
-    if repository.is_empty() {
-        return refuse("is empty: give a repository name such as mypretix".to_owned());
-    }
-    if repository.len() > 200 {
-        return refuse("is longer than 200 characters".to_owned());
-    }
-    if repository.contains('@') {
-        return refuse(
-            "has a digest: give the repository only (mypretix); pretix-plugin tags it with a content hash".to_owned(),
-        );
-    }
-    let mut components: Vec<&str> = repository.split('/').collect();
-    // A first component with a `.` or `:`, or `localhost`, is a registry host.
-    if components.len() > 1 {
-        let first = components[0];
-        if first.contains(['.', ':']) || first == "localhost" {
-            let (host, port) = match first.split_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (first, None),
-            };
-            let host_ok = !host.is_empty()
-                && host.split('.').all(|label| {
-                    !label.is_empty()
-                        && !label.starts_with('-')
-                        && !label.ends_with('-')
-                        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                });
-            let port_ok = port.is_none_or(|port| port.parse::<u16>().is_ok_and(|port| port > 0));
-            if !host_ok || !port_ok {
-                return refuse(format!("has {first:?}, which is not a registry host[:port]"));
-            }
-            components.remove(0);
-        }
-    }
-    if repository.rsplit('/').next().is_some_and(|last| last.contains(':')) {
-        return refuse(
-            "has a tag: give the repository only (mypretix); pretix-plugin tags it with a content hash".to_owned(),
-        );
-    }
-    for component in components {
-        if !is_path_component(component) {
-            return refuse(format!(
-                "has the part {component:?}: use lowercase letters and digits, joined by . _ or -"
-            ));
-        }
+    let reference = pretix_site::docker::ImageRef::parse(repository)
+        .map_err(|message| ToolError::input(field, format!("{repository:?} {message}")))?;
+    if reference.tag.is_some() || reference.digest.is_some() {
+        return Err(ToolError::input(
+            field,
+            format!(
+                "{repository:?} has a tag or digest: give the repository only ({}); pretix-plugin tags it with a \
+                 content hash",
+                reference.repository
+            ),
+        ));
     }
     Ok(())
-}
-
-fn is_path_component(component: &str) -> bool {
-    let bytes = component.as_bytes();
-    let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    match (bytes.first(), bytes.last()) {
-        (Some(first), Some(last)) if alnum(first) && alnum(last) => {}
-        _ => return false,
-    }
-    // Separators: one `.`, one or two `_`, or any number of `-`.
-    let mut index = 0;
-    while index < bytes.len() {
-        if alnum(&bytes[index]) {
-            index += 1;
-            continue;
-        }
-        let start = index;
-        while index < bytes.len() && !alnum(&bytes[index]) {
-            index += 1;
-        }
-        let separator = &component[start..index];
-        let ok = separator == "." || separator == "_" || separator == "__" || separator.bytes().all(|b| b == b'-');
-        if !ok {
-            return false;
-        }
-    }
-    true
 }
 
 #[cfg(test)]
