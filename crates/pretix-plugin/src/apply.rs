@@ -9,7 +9,7 @@ use pretix_site::sections::BuiltImage;
 use pretix_site::{Context, Document, ToolError};
 
 use crate::dockerfile::{BasePin, BuildInputs};
-use crate::inspect::{self, Request};
+use crate::inspect::{self, BaseLookup, Request};
 use crate::loaded::{self, Finding};
 use crate::plan::{self, Plan, Step};
 use crate::throwaway;
@@ -40,7 +40,25 @@ pub fn apply(ctx: &mut Context, document: &mut Document) -> Result<String, ToolE
     } else {
         Some(inspect::connect(&request.container)?)
     };
-    let base = inspect::base_pin(docker.as_ref(), &request)?;
+    let base = match (inspect::base_pin(docker.as_ref(), &request)?, &docker) {
+        (BaseLookup::Pinned(base), _) => base,
+        (BaseLookup::NeedsPull { reference }, Some(docker)) if !ctx.is_check() => {
+            inspect::pull_base(ctx, docker, &request, &reference)?
+        }
+        (BaseLookup::NeedsPull { reference }, _) => {
+            ctx.changed(format!(
+                "pull {reference}, the base of the custom image (not on this host yet)"
+            ));
+            ctx.changed(format!(
+                "build {}:<hash> on it (the tag depends on the digest the pull gives)",
+                request.desired.repository
+            ));
+            return Ok(format!(
+                "the base {reference} would be pulled and {} built on it",
+                request.desired.repository
+            ));
+        }
+    };
     let inputs = request.inputs(base.clone());
     let image = inspect::image_reference(&request.desired.repository, &inputs);
     let state = inspect::state(docker.as_ref(), &base, &image, &request)?;

@@ -117,10 +117,21 @@ pub fn connect(container: &Container) -> Result<Docker, ToolError> {
     Ok(Docker::connect(container.docker_host.as_deref())?)
 }
 
-/// The base, pinned: the digest in `container.image`, else the digest pretix-unit recorded
-/// (`container.image_digest`), else what the local image says (its registry digest, or its ID for
-/// a base never pulled from a registry). The pinned base must be on this host.
-pub fn base_pin(docker: Option<&Docker>, request: &Request) -> Result<BasePin, ToolError> {
+/// Where the base stands on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseLookup {
+    Pinned(BasePin),
+    /// Not on this host yet (pretix-unit pulls it, but `xtask install` runs pretix-plugin first):
+    /// pull `reference` (a digest reference when the digest is known).
+    NeedsPull {
+        reference: String,
+    },
+}
+
+/// The base, pinned: the digest in `container.image`, else the digest pretix-unit recorded when
+/// it pulled (`container.image_digest`), else what the local image says (its registry digest, or
+/// its ID for a base never pulled from a registry).
+pub fn base_pin(docker: Option<&Docker>, request: &Request) -> Result<BaseLookup, ToolError> {
     let reference = request.container.image.clone();
     let recorded = request
         .base
@@ -132,12 +143,9 @@ pub fn base_pin(docker: Option<&Docker>, request: &Request) -> Result<BasePin, T
         if let Some(docker) = docker
             && docker.inspect_image(&pinned)?.is_none()
         {
-            return Err(ToolError::failed(format!(
-                "the base {pinned} (container.image_digest, as pretix-unit pulled it) is not on this host: run \
-                 pretix-unit apply, which pulls it"
-            )));
+            return Ok(BaseLookup::NeedsPull { reference: pinned });
         }
-        return Ok(BasePin { reference, pinned });
+        return Ok(BaseLookup::Pinned(BasePin { reference, pinned }));
     }
     let Some(docker) = docker else {
         return Err(ToolError::failed(
@@ -145,16 +153,34 @@ pub fn base_pin(docker: Option<&Docker>, request: &Request) -> Result<BasePin, T
              plan without --offline",
         ));
     };
-    let image = docker.inspect_image(&reference)?.ok_or_else(|| {
-        ToolError::failed(format!(
-            "the base image {reference} is not on this host: run pretix-unit apply first (it pulls the base)"
-        ))
-    })?;
+    let Some(image) = docker.inspect_image(&reference)? else {
+        return Ok(BaseLookup::NeedsPull { reference });
+    };
     let pinned = match image.digest_for(&request.base.repository) {
         Some(digest) => request.base.pinned(&digest),
         None => image.id,
     };
-    Ok(BasePin { reference, pinned })
+    Ok(BaseLookup::Pinned(BasePin { reference, pinned }))
+}
+
+/// Pulls the base (with progress on stderr) and pins it to the digest the registry gave.
+pub fn pull_base(ctx: &mut Context, docker: &Docker, request: &Request, reference: &str) -> Result<BasePin, ToolError> {
+    let image = ImageRef::parse(reference).map_err(|message| ToolError::input("container.image", message))?;
+    ctx.changed(format!(
+        "pull {reference}, the base of the custom image (not on this host yet)"
+    ));
+    let mut progress = if ctx.options().output == pretix_site::run::Output::Stderr
+        && ctx.verbosity() >= pretix_site::run::Verbosity::Normal
+    {
+        pretix_site::docker::StderrProgress::new("pretix-plugin")
+    } else {
+        pretix_site::docker::StderrProgress::hidden()
+    };
+    let pulled = docker.pull(&image, &mut progress)?;
+    Ok(BasePin {
+        reference: request.container.image.clone(),
+        pinned: request.base.pinned(&pulled.digest),
+    })
 }
 
 /// The host's side of the plan.

@@ -6,6 +6,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod dockerfile;
+mod real_image;
 mod refusals;
 mod stand_in;
 mod support;

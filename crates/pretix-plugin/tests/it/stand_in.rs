@@ -204,3 +204,33 @@ fn check_mode_plans_the_build_and_builds_nothing() {
     );
     assert!(planned.document["plugins"].get("built").is_none());
 }
+
+#[test]
+fn a_base_not_on_this_host_yet_is_pulled_first() {
+    let mut fixture = Fixture::new("pull");
+    let digest = fixture.publish_base("1");
+    let tag = format!("{}:stable", fixture.base_repository);
+    assert!(fixture.docker.remove_image(&tag).expect("remove the local base"));
+    let pinned = format!("{}@{digest}", fixture.base_repository);
+    assert!(fixture.docker.inspect_image(&pinned).expect("inspect").is_none());
+
+    // As on a fresh host, where `xtask install` runs pretix-plugin before pretix-unit pulls.
+    let document = fixture.document(&digest, json!({"packages": ["pretix-pages"]}));
+    let root = fixture.root.path().display().to_string();
+    let planned = pretix_testkit::run_tool(
+        std::process::Command::new(env!("CARGO_BIN_EXE_pretix-plugin")).args(["apply", "--check", "--root", &root]),
+        &document,
+    );
+    assert_eq!(planned.code, 0, "{}", planned.describe());
+    assert!(planned.has_action(&format!("pull {pinned}")), "{:?}", planned.actions());
+    assert!(
+        fixture.docker.inspect_image(&pinned).expect("inspect").is_none(),
+        "--check pulls nothing"
+    );
+
+    let built = fixture.run("apply", &document);
+    assert_eq!(built.code, 0, "{}", built.describe());
+    assert!(built.has_action(&format!("pull {pinned}")), "{:?}", built.actions());
+    assert!(built.has_action("build "), "{:?}", built.actions());
+    assert_eq!(built.document["plugins"]["built"]["base"], pinned.as_str());
+}

@@ -20,7 +20,7 @@ pub fn unique(test: &str) -> String {
 pub struct Fixture {
     pub docker: Docker,
     /// Kept for its drop: the registry stops with the fixture.
-    _registry: Registry,
+    _registry: Option<Registry>,
     /// `<registry>/<unique>/standalone`.
     pub base_repository: String,
     /// The custom image's repository for this test.
@@ -31,14 +31,28 @@ pub struct Fixture {
 }
 
 impl Fixture {
+    /// With the stand-in built and a registry to publish bases in.
     pub fn new(test: &str) -> Fixture {
         build_stand_in_image_blocking().unwrap_or_else(|error| panic!("build the stand-in image: {error}"));
         let registry = Registry::start();
         let base_repository = format!("{}/{}/standalone", registry.addr(), unique(test));
         Fixture {
             docker: Docker::connect(None).unwrap_or_else(|error| panic!("{error}")),
-            _registry: registry,
+            _registry: Some(registry),
             base_repository,
+            repository: unique(test),
+            root: tempfile::tempdir().expect("tempdir"),
+            images: Vec::new(),
+            test: test.to_owned(),
+        }
+    }
+
+    /// Without a registry: for a base that is already on this host (the real image).
+    pub fn on_local_base(test: &str) -> Fixture {
+        Fixture {
+            docker: Docker::connect(None).unwrap_or_else(|error| panic!("{error}")),
+            _registry: None,
+            base_repository: String::new(),
             repository: unique(test),
             root: tempfile::tempdir().expect("tempdir"),
             images: Vec::new(),
