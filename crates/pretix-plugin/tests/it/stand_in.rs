@@ -234,3 +234,24 @@ fn a_base_not_on_this_host_yet_is_pulled_first() {
     assert!(built.has_action("build "), "{:?}", built.actions());
     assert_eq!(built.document["plugins"]["built"]["base"], pinned.as_str());
 }
+
+#[test]
+fn a_failed_build_ends_with_its_log() {
+    let mut fixture = Fixture::new("buildfail");
+    let digest = fixture.publish_base("1");
+    let document = fixture.document(
+        &digest,
+        json!({"packages": ["pretix-pages", "stand-in-not-on-pypi==9.9"]}),
+    );
+    let failed = fixture.run("apply", &document);
+    assert_eq!(failed.code, 1, "{}", failed.describe());
+    assert!(
+        failed.msg().contains("last lines of the build log")
+            && failed
+                .msg()
+                .contains("No matching distribution found for stand-in-not-on-pypi==9.9"),
+        "{}",
+        failed.msg()
+    );
+    assert!(failed.document["plugins"].get("built").is_none());
+}
