@@ -255,3 +255,60 @@ fn a_failed_build_ends_with_its_log() {
     );
     assert!(failed.document["plugins"].get("built").is_none());
 }
+
+#[test]
+fn verify_says_whether_the_container_runs_the_custom_image() {
+    let mut fixture = Fixture::new("unit");
+    let digest = fixture.publish_base("1");
+    let unit = format!("{}.service", crate::support::unique("unit"));
+    let _remove = RemoveContainer(unit.clone());
+    let mut document = fixture.document(&digest, json!({"packages": ["pretix-pages"]}));
+    document["container"]["unit"] = json!(unit);
+    let built = fixture.run("apply", &document);
+    assert_eq!(built.code, 0, "{}", built.describe());
+    let image = built.document["plugins"]["built"]["image"]
+        .as_str()
+        .expect("built")
+        .to_owned();
+
+    let run = |fixture: &Fixture, image: &str| {
+        let _ = fixture.docker.remove_container(&unit);
+        fixture
+            .docker
+            .create_container(&pretix_site::docker::ContainerSpec {
+                name: unit.clone(),
+                image: image.to_owned(),
+                command: vec!["webworker".to_owned()],
+                env: vec!["AUTOMIGRATE=skip".to_owned()],
+                ..pretix_site::docker::ContainerSpec::default()
+            })
+            .expect("create the container");
+        fixture.docker.start_container(&unit).expect("start it");
+    };
+    let item = |fixture: &mut Fixture| {
+        let verified = fixture.run("verify", &built.next_input());
+        verified
+            .check_item(&format!("container {unit}"))
+            .unwrap_or_else(|| panic!("no container item: {}", verified.describe()))
+    };
+
+    run(&fixture, &format!("{}@{digest}", fixture.base_repository));
+    let (status, message) = item(&mut fixture);
+    assert_eq!(status, "failure", "{message}");
+    assert!(message.contains("run pretix-unit apply"), "{message}");
+
+    run(&fixture, &image);
+    let (status, message) = item(&mut fixture);
+    assert_eq!(status, "ok", "{message}");
+}
+
+/// Removes the named container when dropped, also when the test fails.
+struct RemoveContainer(String);
+
+impl Drop for RemoveContainer {
+    fn drop(&mut self) {
+        if let Ok(docker) = pretix_site::docker::Docker::connect(None) {
+            let _ = docker.remove_container(&self.0);
+        }
+    }
+}
