@@ -307,9 +307,31 @@ fn test_config(ctx: &mut Context, desired: &Desired, site_text: &str) -> Result<
         ctx.note("--root: nginx -t checked the site alone in a scratch configuration, not the staged host's whole one");
         report
     } else {
-        nginx_of(desired)
+        let nginx = nginx_of(desired);
+        let report = nginx
             .test(&mut |line| ctx.debug(line))
-            .map_err(|error| ToolError::failed(error.to_string()))?
+            .map_err(|error| ToolError::failed(error.to_string()))?;
+        // A configuration without `include <sites_enabled>/*` (nginx.org's packages use conf.d)
+        // passes nginx -t and serves nothing of ours: ask nginx what it really reads.
+        let dump = nginx
+            .dump(&mut |line| ctx.debug(line))
+            .map_err(|error| ToolError::failed(error.to_string()))?;
+        let included = [&desired.site_link, &desired.site_file]
+            .iter()
+            .any(|path| dump.contains(&format!("# configuration file {}:", path.display())));
+        if !included {
+            return Err(ToolError::failed(format!(
+                "nginx's configuration does not include {}: add `include {}/*;` inside http {{ }} of {}, or set \
+                 proxy.sites_enabled to a directory it includes",
+                desired.site_link.display(),
+                desired.sites_enabled.display(),
+                desired
+                    .nginx_conf
+                    .as_ref()
+                    .map_or_else(|| "nginx.conf".to_owned(), |conf| conf.display().to_string())
+            )));
+        }
+        report
     };
     for warning in report.warnings {
         ctx.warn(format!("nginx -t: {warning}"));

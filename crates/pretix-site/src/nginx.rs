@@ -110,6 +110,21 @@ impl Nginx {
         })
     }
 
+    /// `nginx -T`: the whole configuration as nginx reads it, every included file introduced by
+    /// a `# configuration file PATH:` line; for checking that a file is really included.
+    pub fn dump(&self, log: &mut dyn FnMut(&str)) -> Result<String, NginxError> {
+        let output = exec::run(&mut self.command(&["-T", "-q"]), None, log).map_err(|error| match error {
+            ExecError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                NginxError::NotInstalled
+            }
+            ExecError::Status { stderr, .. } => NginxError::Refused {
+                detail: nginx_messages(&stderr),
+            },
+            other => NginxError::Exec(other),
+        })?;
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
     /// `nginx -s reload`: signals the master process named by this tree's pid file. For an nginx
     /// that systemd does not manage; under systemd, reload through `service::Services`.
     pub fn reload_signal(&self, log: &mut dyn FnMut(&str)) -> Result<(), NginxError> {

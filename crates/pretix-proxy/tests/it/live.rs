@@ -441,3 +441,25 @@ fn a_key_only_nginx_can_compare_is_still_checked_before_anything_goes_live() {
     assert!(!host.site_file().exists(), "the new site is removed again");
     assert_eq!(host.reloads_after(reloads), reloads);
 }
+
+#[test]
+fn a_sites_enabled_nginx_does_not_include_is_refused_and_nothing_reloads() {
+    let host = Host::new();
+    let echo = Echo::start();
+    std::fs::create_dir(host.path("elsewhere")).expect("mkdir");
+    let reloads = host.reloads_after(0);
+    let document = host.document(echo.port, json!({"sites_enabled": host.path("elsewhere")}));
+    let refused = run(&["apply"], &document);
+    assert_eq!(refused.code, 1, "{}", refused.describe());
+    assert!(refused.msg().contains("does not include"), "{}", refused.msg());
+    assert!(
+        refused
+            .msg()
+            .contains("the previous site was restored and nginx was not reloaded"),
+        "{}",
+        refused.msg()
+    );
+    assert!(!host.site_file().exists());
+    assert!(std::fs::symlink_metadata(host.path("elsewhere/pretix")).is_err());
+    assert_eq!(host.reloads_after(reloads), reloads);
+}

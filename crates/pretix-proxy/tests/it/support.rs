@@ -147,14 +147,15 @@ impl Host {
             .count()
     }
 
-    /// The reload count once nginx has logged `expected` reloads (or 5 s passed), and a little
+    /// The reload count once nginx has logged `expected` reloads (or 30 s passed), and a second
     /// later: the master logs a signal when it handles it, a moment after `nginx -s reload`.
     pub fn reloads_after(&self, expected: usize) -> usize {
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        // Generous: on a loaded machine nginx's master may take seconds to get to the signal.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while self.reloads() < expected && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(25));
         }
-        std::thread::sleep(Duration::from_millis(300));
+        std::thread::sleep(Duration::from_millis(1000));
         self.reloads()
     }
 
@@ -162,7 +163,7 @@ impl Host {
     pub fn wait_for_https(&self) {
         pretix_testkit::wait_until(
             "the site's https port answering",
-            Duration::from_secs(10),
+            Duration::from_secs(30),
             || pretix_testkit::port_open(self.https_port),
             || std::fs::read_to_string(self.nginx.prefix().join("error.log")).unwrap_or_default(),
         );
