@@ -207,7 +207,42 @@ fn build(
         built.id,
         started.elapsed().as_secs()
     ));
+    // The build-only stage's image holds the CA bundle in a layer; the builder keeps it as an
+    // untagged cache image. Remove it, so the bundle is not left in the host's image store either.
+    if inputs.ca_bundle.is_some()
+        && let Some(stage) = fetch_stage_image(&built.log)
+    {
+        match docker.remove_image(&stage) {
+            Ok(_) => ctx.debug(&format!("removed the build-only stage's image {stage}")),
+            Err(error) => ctx.warn(format!(
+                "the build-only stage's image {stage} (it holds the CA bundle) could not be removed: {error}; \
+                 docker image rm {stage} removes it"
+            )),
+        }
+    }
     Ok(())
+}
+
+/// The image the first stage ended with, from a classic-builder log: the last ` ---> <id>` before
+/// the second `FROM` step.
+pub fn fetch_stage_image(log: &str) -> Option<String> {
+    let mut froms = 0;
+    let mut last_id = None;
+    for line in log.lines() {
+        let line = line.trim();
+        if line.starts_with("Step ") && line.contains(" : FROM ") {
+            froms += 1;
+            if froms == 2 {
+                return last_id;
+            }
+        } else if let Some(id) = line.strip_prefix("---> ") {
+            let id = id.trim();
+            if !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                last_id = Some(id.to_owned());
+            }
+        }
+    }
+    None
 }
 
 /// Asks pretix in a throwaway container of `image` which plugins it loaded; fails naming each
@@ -278,5 +313,19 @@ pub fn ask_pretix(docker: &Docker, image: &str, names: &[String]) -> Result<Resu
             answer.pretix,
             missing.join("; ")
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fetch_stage_image_is_found_in_the_build_log() {
+        let log = "Step 1/9 : FROM sha256:d9 AS pretix-toolkit-fetch\n ---> d9fca4540bc8\nStep 2/9 : USER root\n \
+                   ---> Running in 1234\n ---> 5353f0c29a69\nStep 5/9 : RUN PIP_CERT=/tmp/x python3 y\n ---> \
+                   Using cache\n ---> 77aa00bb11cc\nStep 6/9 : FROM sha256:d9\n ---> d9fca4540bc8\n";
+        assert_eq!(fetch_stage_image(log), Some("77aa00bb11cc".to_owned()));
+        assert_eq!(fetch_stage_image("Step 1/2 : FROM x\n ---> aa\n"), None);
     }
 }

@@ -66,7 +66,7 @@ fn a_real_plugin_from_pypi_is_installed_loaded_and_served() {
         },
     });
     let started = std::time::Instant::now();
-    let built = fixture.run("apply", &document);
+    let built = fixture.run_with(&["apply", "-v"], &document);
     eprintln!("build and verification took {} s", started.elapsed().as_secs());
     assert_eq!(built.code, 0, "{}", built.describe());
     assert_eq!(
@@ -111,6 +111,18 @@ fn a_real_plugin_from_pypi_is_installed_loaded_and_served() {
         pretix_testkit::image::read_file_from_image(&client, &image, "/tmp/pretix-toolkit-ca.crt").await
     });
     assert!(leaked.is_err(), "the CA bundle is in the image");
+    // Nor is it left in the host's image store: the build-only stage's image was removed.
+    let stage = built
+        .stderr
+        .lines()
+        .find_map(|line| line.split("removed the build-only stage's image ").nth(1))
+        .unwrap_or_else(|| panic!("the build-only stage's image was not removed: {}", built.stderr))
+        .trim()
+        .to_owned();
+    assert!(
+        fixture.docker.inspect_image(&stage).expect("inspect").is_none(),
+        "{stage} is still there"
+    );
 
     let again = fixture.run("apply", &built.next_input());
     assert_eq!(again.code, 0, "{}", again.describe());

@@ -108,9 +108,16 @@ impl Fixture {
 
     /// Runs the tool with `--root` (the host lock and local plugin paths live there).
     pub fn run(&mut self, verb: &str, document: &Value) -> ToolRun {
+        self.run_with(&[verb], document)
+    }
+
+    /// Runs the tool with these arguments and `--root`.
+    pub fn run_with(&mut self, args: &[&str], document: &Value) -> ToolRun {
         let root = self.root.path().display().to_string();
         let run = run_tool(
-            Command::new(env!("CARGO_BIN_EXE_pretix-plugin")).args([verb, "--root", &root]),
+            Command::new(env!("CARGO_BIN_EXE_pretix-plugin"))
+                .args(args)
+                .args(["--root", &root]),
             document,
         );
         if let Some(image) = run.document["plugins"]["built"]["image"].as_str() {
