@@ -39,6 +39,11 @@ pub const PRETIX_VERSION: &str = "2026.8.0";
 /// The gunicorn version the real image installs from PyPI (upstream leaves it unpinned).
 pub const GUNICORN_VERSION: &str = "27.0.1";
 
+/// pip, setuptools and wheel in the real image's venv (upgraded from Debian's before pretix).
+pub const PIP_VERSION: &str = "26.3";
+pub const SETUPTOOLS_VERSION: &str = "84.2.1";
+pub const WHEEL_VERSION: &str = "0.48.0";
+
 /// The host's CA bundle, trusted by pip inside image builds only.
 const HOST_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
@@ -147,6 +152,9 @@ fn pretix_build_args(base: &str) -> Vec<(&'static str, String)> {
         ("BASE", base.to_owned()),
         ("PRETIX_VERSION", PRETIX_VERSION.to_owned()),
         ("GUNICORN_VERSION", GUNICORN_VERSION.to_owned()),
+        ("PIP_VERSION", PIP_VERSION.to_owned()),
+        ("SETUPTOOLS_VERSION", SETUPTOOLS_VERSION.to_owned()),
+        ("WHEEL_VERSION", WHEEL_VERSION.to_owned()),
     ]
 }
 

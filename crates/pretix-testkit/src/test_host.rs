@@ -17,7 +17,12 @@
 //! - the test host is on Docker's default bridge, and so is a container it starts without
 //!   `--network`: that container reaches the test host's PostgreSQL at [`TestHost::address`]
 //!   (the site's `database.docker_host`), from [`TestHost::docker_subnet`]
-//!   (`database.docker_subnet`), the way the guide's container reaches its host at 172.17.0.1.
+//!   (`database.docker_subnet`), the way the guide's container reaches its host at 172.17.0.1
+//!   (PostgreSQL must restart to listen there: `database.restart: true`).
+//!
+//! `xtask/tests/real_pretix.rs` is the worked example: tools installed with
+//! [`TestHost::install_binaries`], run with [`TestHost::exec_with_stdin`], the real image
+//! started next to the test host with the document's volumes.
 //!
 //! Dropping a `TestHost` removes it, every container on the engine that mounts something from
 //! its shared dir or whose name starts with [`TestHost::name`], and the shared dir.

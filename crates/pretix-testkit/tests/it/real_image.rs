@@ -68,3 +68,115 @@ fn real_image_entrypoint_runs_a_management_command_without_migrating_when_told_t
     assert!(output.contains("System check identified no issues"), "{output}");
     assert!(!output.contains("Applying"), "AUTOMIGRATE=skip migrated: {output}");
 }
+
+/// A pretix plugin as small as pretix accepts: an app with PretixPluginMeta, its entry point,
+/// and one static file that `make production` must collect.
+const PROBE_PLUGIN: &[(&str, &str)] = &[
+    (
+        "probe/pyproject.toml",
+        r#"[build-system]
+requires = ["setuptools"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "pretix-testkit-probe"
+version = "1.0.0"
+
+[project.entry-points."pretix.plugin"]
+pretix_testkit_probe = "pretix_testkit_probe:PretixPluginMeta"
+
+[tool.setuptools.package-data]
+pretix_testkit_probe = ["static/pretix_testkit_probe/*.css"]
+"#,
+    ),
+    (
+        "probe/pretix_testkit_probe/__init__.py",
+        r#"from django.utils.translation import gettext_lazy
+from pretix.base.plugins import PluginConfig
+
+
+class PluginApp(PluginConfig):
+    default = True
+    name = "pretix_testkit_probe"
+    verbose_name = "testkit probe"
+
+    class PretixPluginMeta:
+        name = gettext_lazy("testkit probe")
+        author = "pretix toolkit"
+        description = gettext_lazy("proves that a plugin image builds on the real image")
+        visible = True
+        version = "1.0.0"
+        category = "FEATURE"
+        compatibility = "pretix>=2.7.0"
+"#,
+    ),
+    (
+        "probe/pretix_testkit_probe/static/pretix_testkit_probe/probe.css",
+        "body { --pretix-testkit-probe: 1; }\n",
+    ),
+];
+
+#[test]
+fn a_plugin_dockerfile_in_the_guides_shape_builds_on_the_real_image() {
+    use bollard::query_parameters::BuildImageOptionsBuilder;
+    use futures_util::StreamExt;
+
+    let base = real_image().expect("real image");
+    // The guide's Dockerfile; pip installs from the build context because a build reaches PyPI
+    // here only with a CA bundle, and the venv's setuptools builds the plugin offline.
+    let dockerfile = format!(
+        "FROM {base}\nUSER root\nCOPY probe /tmp/probe\n\
+         RUN pip3 install --no-index --no-build-isolation /tmp/probe\n\
+         USER pretixuser\nRUN cd /pretix/src && make production\n"
+    );
+    let mut archive = tar::Builder::new(Vec::new());
+    for (name, text) in std::iter::once(("Dockerfile", dockerfile.as_str())).chain(PROBE_PLUGIN.iter().copied()) {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_cksum();
+        archive.append_data(&mut header, name, text.as_bytes()).expect("tar");
+    }
+    let context = archive.into_inner().expect("tar");
+    // Tagged by its base; an unchanged rebuild is answered from the build cache in seconds.
+    let tag = format!("pretix-testkit/plugin-probe:{}", base.rsplit(':').next().unwrap_or("latest"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let log = runtime.block_on(async {
+        let docker = pretix_testkit::image::connect().await.expect("docker");
+        let options = BuildImageOptionsBuilder::default()
+            .dockerfile("Dockerfile")
+            .t(&tag)
+            .rm(true)
+            .forcerm(true)
+            .build();
+        let mut stream = docker.build_image(options, None, Some(bollard::body_full(context.into())));
+        let mut log = String::new();
+        while let Some(message) = stream.next().await {
+            let info = message.unwrap_or_else(|error| panic!("the plugin build failed: {error}\n{log}"));
+            log.push_str(info.stream.as_deref().unwrap_or_default());
+            if let Some(error) = info.error_detail.and_then(|detail| detail.message) {
+                panic!("the plugin build failed: {error}\n{log}");
+            }
+        }
+        log
+    });
+    let (code, output) = run_to_end(
+        &tag,
+        Some(&["sh", "-c"]),
+        &["id -un; cat /pretix/venv/lib/python3.11/site-packages/pretix/static.dist/pretix_testkit_probe/probe.css; \
+           cd /pretix/src && python3 -c 'import django; django.setup(); from pretix.base.plugins import get_all_plugins; \
+print(sorted(p.module for p in get_all_plugins()))'"],
+        &[],
+    );
+    assert_eq!(code, 0, "{output}\nbuild log:\n{log}");
+    assert!(output.starts_with("pretixuser\n"), "{output}");
+    assert!(
+        output.contains("--pretix-testkit-probe"),
+        "make production did not collect the plugin's static file: {output}"
+    );
+    assert!(output.contains("'pretix_testkit_probe'"), "pretix does not load the plugin: {output}");
+}
