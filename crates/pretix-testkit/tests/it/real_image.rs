@@ -91,6 +91,11 @@ pretix_testkit_probe = ["static/pretix_testkit_probe/*.css"]
     ),
     (
         "probe/pretix_testkit_probe/__init__.py",
+        "",
+    ),
+    (
+        // Django finds a default AppConfig only in the app's `apps` module.
+        "probe/pretix_testkit_probe/apps.py",
         r#"from django.utils.translation import gettext_lazy
 from pretix.base.plugins import PluginConfig
 
