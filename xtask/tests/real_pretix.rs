@@ -239,7 +239,10 @@ fn real_pretix_media_fails_when_uid_33_cannot_read_the_data_dir() {
     let deployment = Deployment::prepare();
     let document = deployment.apply_all();
     // A sysadmin's mistake after the install: the data dir owner-only, its ACL gone.
-    let data_dir = deployment.site["paths"]["data_dir"].as_str().unwrap_or_default().to_owned();
+    let data_dir = deployment.site["paths"]["data_dir"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let broken = deployment
         .host
         .sh(&format!("chmod 0700 {data_dir} && setfacl -b {data_dir}"))
@@ -255,15 +258,18 @@ fn real_pretix_media_fails_when_uid_33_cannot_read_the_data_dir() {
         || container.logs(),
     );
     let (status, body) = deployment.get(&media);
-    assert_eq!(status, 403, "nginx (uid 33) read a media file in an owner-only data dir: {body}");
+    assert_eq!(
+        status, 403,
+        "nginx (uid 33) read a media file in an owner-only data dir: {body}"
+    );
 
     // pretix-cfg verify names the problem, and apply repairs it.
     let (code, verified, stderr) = deployment.run_tool("pretix-cfg", "verify", &document);
-    assert_eq!(code, 1, "pretix-cfg verify passed an unreadable data dir: {stderr}\n{verified}");
-    assert!(
-        format!("{stderr}{verified}").contains("uid 33"),
-        "{stderr}\n{verified}"
+    assert_eq!(
+        code, 1,
+        "pretix-cfg verify passed an unreadable data dir: {stderr}\n{verified}"
     );
+    assert!(format!("{stderr}{verified}").contains("uid 33"), "{stderr}\n{verified}");
     let mut again = document.clone();
     if let Some(map) = again.as_object_mut() {
         map.remove("results");

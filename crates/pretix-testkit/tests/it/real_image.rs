@@ -89,10 +89,7 @@ pretix_testkit_probe = "pretix_testkit_probe:PretixPluginMeta"
 pretix_testkit_probe = ["static/pretix_testkit_probe/*.css"]
 "#,
     ),
-    (
-        "probe/pretix_testkit_probe/__init__.py",
-        "",
-    ),
+    ("probe/pretix_testkit_probe/__init__.py", ""),
     (
         // Django finds a default AppConfig only in the app's `apps` module.
         "probe/pretix_testkit_probe/apps.py",
@@ -145,7 +142,10 @@ fn a_plugin_dockerfile_in_the_guides_shape_builds_on_the_real_image() {
     }
     let context = archive.into_inner().expect("tar");
     // Tagged by its base; an unchanged rebuild is answered from the build cache in seconds.
-    let tag = format!("pretix-testkit/plugin-probe:{}", base.rsplit(':').next().unwrap_or("latest"));
+    let tag = format!(
+        "pretix-testkit/plugin-probe:{}",
+        base.rsplit(':').next().unwrap_or("latest")
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -172,9 +172,11 @@ fn a_plugin_dockerfile_in_the_guides_shape_builds_on_the_real_image() {
     let (code, output) = run_to_end(
         &tag,
         Some(&["sh", "-c"]),
-        &["id -un; cat /pretix/venv/lib/python3.11/site-packages/pretix/static.dist/pretix_testkit_probe/probe.css; \
+        &[
+            "id -un; cat /pretix/venv/lib/python3.11/site-packages/pretix/static.dist/pretix_testkit_probe/probe.css; \
            cd /pretix/src && python3 -c 'import django; django.setup(); from pretix.base.plugins import get_all_plugins; \
-print(sorted(p.module for p in get_all_plugins()))'"],
+print(sorted(p.module for p in get_all_plugins()))'",
+        ],
         &[],
     );
     assert_eq!(code, 0, "{output}\nbuild log:\n{log}");
@@ -183,5 +185,8 @@ print(sorted(p.module for p in get_all_plugins()))'"],
         output.contains("--pretix-testkit-probe"),
         "make production did not collect the plugin's static file: {output}"
     );
-    assert!(output.contains("'pretix_testkit_probe'"), "pretix does not load the plugin: {output}");
+    assert!(
+        output.contains("'pretix_testkit_probe'"),
+        "pretix does not load the plugin: {output}"
+    );
 }
