@@ -69,6 +69,27 @@ fn schema() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Builds (first run on a machine) or finds the real pretix image and the test host before the
+/// tests start, side by side, so their minutes show up once, here, with progress, rather than
+/// inside whichever test asks first. The tests would build them on first use all the same.
+fn prebuild_test_images() -> anyhow::Result<()> {
+    use pretix_testkit::images;
+    eprintln!("xtask: the real pretix image and the test host (built once per machine, then reused)");
+    let (pretix, test_host) = std::thread::scope(|scope| {
+        let pretix = scope.spawn(images::real_image);
+        let test_host = scope.spawn(images::test_host_image);
+        (pretix.join(), test_host.join())
+    });
+    for (what, outcome) in [("the real pretix image", pretix), ("the test host image", test_host)] {
+        match outcome {
+            Ok(Ok(tag)) => eprintln!("xtask: {what}: {tag}"),
+            Ok(Err(error)) => bail!("{what} could not be built: {error}"),
+            Err(_) => bail!("building {what} panicked"),
+        }
+    }
+    Ok(())
+}
+
 fn test(args: &[String]) -> anyhow::Result<ExitCode> {
     let root = workspace_root();
     let status = Command::new("bash")
@@ -78,6 +99,7 @@ fn test(args: &[String]) -> anyhow::Result<ExitCode> {
     if !status.success() {
         bail!("scripts/install-test-deps failed ({status})");
     }
+    prebuild_test_images()?;
     let venv = std::env::var("PRETIX_TEST_VENV").unwrap_or_else(|_| root.join(".venv").display().to_string());
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
         .args(["test", "--workspace", "--all-targets"])
