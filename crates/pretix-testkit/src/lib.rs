@@ -110,8 +110,10 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
+    // Lossy: a binary body (an image, a gzip) must not turn into an error.
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let response = String::from_utf8_lossy(&raw).into_owned();
     let status = response
         .split_whitespace()
         .nth(1)

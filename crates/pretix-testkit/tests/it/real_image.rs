@@ -190,3 +190,51 @@ print(sorted(p.module for p in get_all_plugins()))'",
         "pretix does not load the plugin: {output}"
     );
 }
+
+#[test]
+fn real_image_web_role_runs_nginx_and_num_workers_gunicorn_workers_but_no_celery() {
+    let tag = real_image().expect("real image");
+    let port = pretix_testkit::free_port();
+    // No database is needed: AUTOMIGRATE=skip, and nginx serves /static/ without pretix.
+    let container = Container::start(&RunSpec {
+        image: tag,
+        command: vec!["web".to_owned()],
+        env: vec!["AUTOMIGRATE=skip".to_owned(), "NUM_WORKERS=3".to_owned()],
+        publish_80_on: Some(port),
+        ..RunSpec::default()
+    })
+    .expect("start the web role");
+    let (code, listing) = container
+        .exec(&[
+            "sh",
+            "-c",
+            "cd /pretix/venv/lib/python3.11/site-packages/pretix/static.dist && ls pretixbase/img | head -1",
+        ])
+        .expect("list the static files");
+    assert_eq!(code, 0, "{listing}");
+    let static_path = format!("/static/pretixbase/img/{}", listing.trim());
+    let count = |pattern: &str| {
+        let script = format!("grep -l '{pattern}' /proc/[0-9]*/cmdline 2>/dev/null | wc -l");
+        container
+            .exec(&["sh", "-c", &script])
+            .map(|(_, output)| output.trim().parse::<u32>().unwrap_or(0))
+            .unwrap_or(0)
+    };
+    pretix_testkit::wait_until(
+        "the static file through nginx and gunicorn's master with 3 workers",
+        Duration::from_secs(120),
+        || {
+            // http_request, not http_get: the file is binary.
+            pretix_testkit::http_request(port, "GET", &static_path, &[], "")
+                .is_ok_and(|response| response.status == 200)
+                && count("[g]unicorn") == 4
+        },
+        || format!("gunicorn processes: {}\n{}", count("[g]unicorn"), container.logs()),
+    );
+    assert_eq!(
+        count("[c]elery"),
+        0,
+        "the web role started a task worker: {}",
+        container.logs()
+    );
+}
