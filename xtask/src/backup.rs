@@ -326,12 +326,12 @@ pub fn archived_site(archive: &Path) -> anyhow::Result<Value> {
     Ok(document)
 }
 
-/// One restore pass: the members it covers go back where the archived site document says, with
-/// their archived owners and modes.
-pub fn restore(archive: &Path, pass: RestorePass) -> anyhow::Result<()> {
-    let document = archived_site(archive)?;
-    let paths = section::<Paths>(&document, "paths")?;
-    let database = section::<Database>(&document, "database")?;
+/// One restore pass: the members it covers go back where `document` (the archived site document,
+/// or the one given for another host) says, with their archived owners and modes.
+pub fn restore(archive: &Path, pass: RestorePass, document: &Value) -> anyhow::Result<()> {
+    let paths = section::<Paths>(document, "paths")?;
+    paths.validate().map_err(|error| anyhow::anyhow!("{error}"))?;
+    let database = section::<Database>(document, "database")?;
     let file = File::open(archive).with_context(|| format!("open {}", archive.display()))?;
     let mut reader = tar::Archive::new(file);
     reader.set_preserve_permissions(true);
@@ -421,6 +421,10 @@ pub struct RestoreArgs {
     /// The archive `backup` wrote
     #[arg(long, value_name = "FILE")]
     pub archive: PathBuf,
+    /// The site document for this host, when its paths or addresses differ from the archived
+    /// one's (default: the document in the archive)
+    #[arg(long, value_name = "FILE")]
+    pub site: Option<PathBuf>,
     /// Where the tool binaries are (default: built by cargo, or next to this binary)
     #[arg(long, value_name = "DIR")]
     pub tools: Option<PathBuf>,
@@ -435,12 +439,15 @@ pub struct RestoreArgs {
 /// stop the container first (`systemctl stop pretix.service`), since the database is replaced.
 pub fn run_restore(args: &RestoreArgs) -> anyhow::Result<ExitCode> {
     let tools = crate::steps::ToolDir::locate(args.tools.as_deref())?;
-    let mut document = archived_site(&args.archive)?;
+    let mut document = match &args.site {
+        Some(site) => read_site(site)?,
+        None => archived_site(&args.archive)?,
+    };
     if let Value::Object(map) = &mut document {
         map.remove("results");
     }
     eprintln!("xtask: restoring {}: the secrets first", args.archive.display());
-    restore(&args.archive, RestorePass::Secrets)?;
+    restore(&args.archive, RestorePass::Secrets, &document)?;
     let steps = crate::install::install_steps(&document, &[]);
     let (first, second) = steps.split_at(3);
     let outcome = crate::steps::run_sequence(&tools, first, serde_json::to_string(&document)?)?;
@@ -450,7 +457,7 @@ pub fn run_restore(args: &RestoreArgs) -> anyhow::Result<ExitCode> {
         return Ok(crate::steps::exit_code(outcome.exit_code()));
     }
     eprintln!("xtask: restoring the database, pretix.cfg and the data dir");
-    restore(&args.archive, RestorePass::DataAndDatabase)?;
+    restore(&args.archive, RestorePass::DataAndDatabase, &document)?;
     let rest = crate::steps::run_sequence(&tools, second, outcome.document.clone())?;
     crate::steps::write_document(&rest.document, args.output.as_deref())?;
     let whole = crate::steps::SequenceRun {

@@ -62,15 +62,6 @@ pub struct DistArgs {
 
 pub fn run(args: &DistArgs) -> anyhow::Result<ExitCode> {
     let root = workspace_root();
-    let version = env!("CARGO_PKG_VERSION");
-    let name = format!("pretix-toolkit-{version}-x86_64-linux-gnu");
-    let out = args.out.clone().unwrap_or_else(|| target_dir().join("dist"));
-    let stage = out.join(&name);
-    if stage.exists() {
-        std::fs::remove_dir_all(&stage).with_context(|| format!("remove the old {}", stage.display()))?;
-    }
-    std::fs::create_dir_all(&stage).with_context(|| format!("create {}", stage.display()))?;
-
     eprintln!("xtask dist: building the release binaries");
     let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
     build.args(["build", "--release", "--quiet", "--bins", "-p", "xtask"]);
@@ -85,13 +76,30 @@ pub fn run(args: &DistArgs) -> anyhow::Result<ExitCode> {
     {
         bail!("building the release binaries failed");
     }
-    let release = target_dir().join("release");
+    let out = args.out.clone().unwrap_or_else(|| target_dir().join("dist"));
+    let artifacts = package(&target_dir().join("release"), &out, !args.no_deb)?;
+    for artifact in &artifacts {
+        eprintln!("xtask dist: wrote {}", artifact.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The release from the binaries in `binaries`: the staged directory, its tarball, the `.deb`
+/// when asked, and `SHA256SUMS`, all in `out`. Returns the tarball, the .deb and the sums.
+pub fn package(binaries: &Path, out: &Path, deb: bool) -> anyhow::Result<Vec<PathBuf>> {
+    let root = workspace_root();
+    let version = env!("CARGO_PKG_VERSION");
+    let name = format!("pretix-toolkit-{version}-x86_64-linux-gnu");
+    let stage = out.join(&name);
+    if stage.exists() {
+        std::fs::remove_dir_all(&stage).with_context(|| format!("remove the old {}", stage.display()))?;
+    }
+    std::fs::create_dir_all(&stage).with_context(|| format!("create {}", stage.display()))?;
     let bin = stage.join("bin");
     std::fs::create_dir_all(&bin)?;
     for binary in crate::steps::TOOLS.iter().copied().chain(["pretix-toolkit"]) {
-        copy_executable(&release.join(binary), &bin.join(binary))?;
+        copy_executable(&binaries.join(binary), &bin.join(binary))?;
     }
-
     let mut commands: Vec<clap::Command> = tools().into_iter().map(|(command, _)| command).collect();
     commands.push(crate::Toolkit::command());
     for command in &mut commands {
@@ -118,28 +126,26 @@ pub fn run(args: &DistArgs) -> anyhow::Result<ExitCode> {
             .args(["--owner=0", "--group=0", "--numeric-owner", "-czf"])
             .arg(&tarball)
             .arg("-C")
-            .arg(&out)
+            .arg(out)
             .arg(&name),
         "tar",
     )?;
     let mut artifacts = vec![tarball];
-    if !args.no_deb {
-        artifacts.push(build_deb(&stage, &out, version)?);
+    if deb {
+        artifacts.push(build_deb(&stage, out, version)?);
     }
     let sums = out.join("SHA256SUMS");
     let mut sha = Command::new("sha256sum");
     for artifact in &artifacts {
         sha.arg(artifact.file_name().unwrap_or_default());
     }
-    let output = sha.current_dir(&out).output().context("sha256sum")?;
+    let output = sha.current_dir(out).output().context("sha256sum")?;
     if !output.status.success() {
         bail!("sha256sum failed: {}", String::from_utf8_lossy(&output.stderr));
     }
     std::fs::write(&sums, &output.stdout)?;
-    for artifact in artifacts.iter().chain([&sums]) {
-        eprintln!("xtask dist: wrote {}", artifact.display());
-    }
-    Ok(ExitCode::SUCCESS)
+    artifacts.push(sums);
+    Ok(artifacts)
 }
 
 fn target_dir() -> PathBuf {

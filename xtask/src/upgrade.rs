@@ -138,7 +138,7 @@ pub fn run_rollback(args: &RollbackArgs) -> anyhow::Result<ExitCode> {
             );
         } else {
             eprintln!("xtask: restoring the database and the data from {}", archive.display());
-            restore(archive, RestorePass::DataAndDatabase)?;
+            restore(archive, RestorePass::DataAndDatabase, &document)?;
         }
     } else {
         eprintln!(

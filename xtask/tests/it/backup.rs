@@ -110,7 +110,7 @@ fn a_backup_is_owner_only_and_a_restore_brings_back_rows_and_files() {
     psql(&cluster, "pretix", "DROP TABLE organizer");
     std::fs::remove_dir_all(path("data")).expect("lose the data dir");
     std::fs::remove_file(path("secrets/database-password")).expect("lose the secret");
-    restore(&archive, RestorePass::Secrets).expect("restore the secrets");
+    restore(&archive, RestorePass::Secrets, &site).expect("restore the secrets");
     assert_eq!(
         std::fs::read_to_string(path("secrets/database-password")).expect("secret back"),
         "s3cret\n"
@@ -124,7 +124,7 @@ fn a_backup_is_owner_only_and_a_restore_brings_back_rows_and_files() {
         "the secret keeps its mode"
     );
     assert!(!path("data").exists(), "the secrets pass restores nothing else");
-    restore(&archive, RestorePass::DataAndDatabase).expect("restore data and database");
+    restore(&archive, RestorePass::DataAndDatabase, &site).expect("restore data and database");
     assert_eq!(
         psql(&cluster, "pretix", "SELECT slug FROM organizer"),
         "before-the-backup"

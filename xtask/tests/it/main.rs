@@ -5,4 +5,6 @@
 
 mod ansible;
 mod backup;
+mod guide;
 mod install;
+mod release;
