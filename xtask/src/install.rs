@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
+use pretix_site::report::CheckStatus;
 use serde_json::Value;
 
 use crate::steps::{SequenceRun, Step, ToolDir, run_sequence};
@@ -104,7 +105,12 @@ pub fn run(args: &InstallArgs) -> anyhow::Result<ExitCode> {
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let parsed: Value =
         serde_json::from_str(&document).with_context(|| format!("{} is not a JSON document", args.site.display()))?;
-    let steps = install_steps(&parsed, &flags);
+    let mut steps = install_steps(&parsed, &flags);
+    if !args.check {
+        // The proof at the end: the containers healthy, pretix reaching its database and Redis
+        // from inside, and whether the guide's default admin password still works.
+        steps.push(Step::new("pretix-unit", &["verify"]));
+    }
     eprintln!(
         "xtask: {} pretix: {}",
         if args.check {
@@ -132,13 +138,24 @@ pub fn summary(outcome: &SequenceRun, check: bool) -> String {
         .unwrap_or_else(|| "the URL in config.pretix.url".to_owned());
     if check {
         text.push_str("\nxtask: plan only: nothing was changed; run without --check to install\n");
-    } else {
-        text.push_str(&format!(
-            "\npretix is installed at {url}\n\
-             first login: {url}/control/ as admin@localhost with the password admin\n\
+        return text;
+    }
+    text.push_str(&format!("\npretix is installed at {url}\n"));
+    let default_admin = outcome
+        .ran
+        .iter()
+        .filter_map(|run| run.result.as_ref())
+        .flat_map(|result| result.checks.iter())
+        .find(|item| item.name == "default admin password");
+    match default_admin {
+        Some(item) if item.status == CheckStatus::Ok => {
+            text.push_str("the default admin password no longer works: good\n");
+        }
+        _ => text.push_str(&format!(
+            "first login: {url}/control/ as admin@localhost with the password admin\n\
              !!! CHANGE THAT PASSWORD NOW: until you do, anyone who reaches the site can log in as the \
              administrator (pretix's guide, \"Next steps\")\n"
-        ));
+        )),
     }
     text
 }

@@ -28,6 +28,12 @@ pub fn load(document: &Document) -> Result<(Container, Desired), ToolError> {
         .and_then(Value::as_str);
     let mut desired = spec::resolve(&section, &paths, redis_mode, &HostFacts::of_this_host())?;
     desired.plugin_image = spec::plugin_image(document.raw_section("plugins"))?;
+    desired.site_host = document
+        .raw_section("config")
+        .and_then(|config| config.get("pretix"))
+        .and_then(|pretix| pretix.get("url"))
+        .and_then(Value::as_str)
+        .and_then(spec::site_host);
     Ok((section, desired))
 }
 
@@ -314,6 +320,7 @@ fn perform(
                     instance,
                     before.get(name).map(String::as_str),
                     desired.start_timeout,
+                    desired.site_host.as_deref(),
                 )?;
                 ctx.note(message);
             }

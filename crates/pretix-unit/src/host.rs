@@ -73,6 +73,7 @@ pub fn wait_started(
     instance: &Instance,
     before: Option<&str>,
     timeout: Duration,
+    site_host: Option<&str>,
 ) -> Result<String, ToolError> {
     let started = Instant::now();
     let deadline = started + timeout;
@@ -106,7 +107,7 @@ pub fn wait_started(
                     .get_or_insert_with(|| (container.id.clone(), container.restart_count, Instant::now()))
                     .2;
                 match &instance.port {
-                    Some(port) if healthcheck(port) == Ok(200) => {
+                    Some(port) if healthcheck(port, site_host) == Ok(200) => {
                         return Ok(format!(
                             "{} answers /healthcheck/ on {} ({} s)",
                             instance.unit,
@@ -193,8 +194,9 @@ fn address_text(port: &PublishedPort) -> String {
     reach_address(port).to_string()
 }
 
-/// `GET /healthcheck/` on the published port; the HTTP status.
-pub fn healthcheck(port: &PublishedPort) -> Result<u16, String> {
+/// `GET /healthcheck/` on the published port, for the site's host name (pretix refuses any other
+/// `Host` with 400); the HTTP status.
+pub fn healthcheck(port: &PublishedPort, site_host: Option<&str>) -> Result<u16, String> {
     let address = reach_address(port);
     let mut stream =
         TcpStream::connect_timeout(&address, Duration::from_secs(3)).map_err(|error| format!("{address}: {error}"))?;
@@ -205,7 +207,7 @@ pub fn healthcheck(port: &PublishedPort) -> Result<u16, String> {
     write!(
         stream,
         "GET /healthcheck/ HTTP/1.0\r\nHost: {}\r\nUser-Agent: pretix-unit\r\n\r\n",
-        address
+        site_host.map_or_else(|| address.to_string(), str::to_owned)
     )
     .map_err(|error| format!("{address}: {error}"))?;
     let mut head = [0u8; 64];

@@ -39,6 +39,9 @@ pub struct Desired {
     pub image: ImageRef,
     /// The custom image pretix-plugin built on the base, when there is one: what the containers run.
     pub plugin_image: Option<PluginImage>,
+    /// The host (and port) of `config.pretix.url`: pretix answers only requests for it (400
+    /// "Unknown host" otherwise), so the health check asks for it.
+    pub site_host: Option<String>,
     pub supervisor: Supervisor,
     pub docker_host: Option<String>,
     pub unit_dir: PathBuf,
@@ -49,6 +52,15 @@ pub struct Desired {
     pub warnings: Vec<String>,
     /// Said on every run (the NUM_WORKERS choice).
     pub notes: Vec<String>,
+}
+
+/// `tickets.example.org` of `https://tickets.example.org/`, `host:8080` of `http://host:8080`.
+pub fn site_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.rsplit_once('@').map_or(host, |(_, host)| host);
+    (!host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c)))
+        .then(|| host.to_owned())
 }
 
 /// The custom image of pretix-plugin (`plugins.built`).
@@ -344,6 +356,7 @@ pub fn resolve(
     Ok(Desired {
         image,
         plugin_image: None,
+        site_host: None,
         supervisor: container.supervisor,
         docker_host: container.docker_host.clone(),
         unit_dir: container.unit_dir.clone(),
@@ -956,5 +969,30 @@ mod tests {
                 .starts_with("redis.socket_mode: group does not reach pretix"),
             "{error}"
         );
+    }
+}
+
+#[cfg(test)]
+mod site_host_tests {
+    use super::site_host;
+
+    #[test]
+    fn the_health_check_asks_for_the_host_of_pretix_url() {
+        assert_eq!(
+            site_host("https://tickets.example.org").as_deref(),
+            Some("tickets.example.org")
+        );
+        assert_eq!(
+            site_host("https://tickets.example.org/").as_deref(),
+            Some("tickets.example.org")
+        );
+        assert_eq!(site_host("http://127.0.0.1:8345").as_deref(), Some("127.0.0.1:8345"));
+        assert_eq!(site_host("https://[::1]:8443/x").as_deref(), Some("[::1]:8443"));
+        assert_eq!(
+            site_host("https://bad host\r\nX: y"),
+            None,
+            "nothing that could end the header"
+        );
+        assert_eq!(site_host(""), None);
     }
 }

@@ -245,7 +245,7 @@ fn check_container(
             );
         }
     }
-    check_port(ctx, section, instance, &container);
+    check_port(ctx, section, instance, &container, desired.site_host.as_deref());
     check_upgrade(ctx, desired, instance, &container);
     Ok(Some(container))
 }
@@ -286,7 +286,13 @@ pub fn settings_difference(instance: &Instance, container: &ContainerInfo) -> Op
     (!differs.is_empty()).then(|| format!("{} changed", differs.join(", ")))
 }
 
-fn check_port(ctx: &mut Context, section: &Container, instance: &Instance, container: &ContainerInfo) {
+fn check_port(
+    ctx: &mut Context,
+    section: &Container,
+    instance: &Instance,
+    container: &ContainerInfo,
+    site_host: Option<&str>,
+) {
     let item = format!("port {}", instance.unit);
     let public: Vec<String> = container
         .ports
@@ -335,7 +341,7 @@ fn check_port(ctx: &mut Context, section: &Container, instance: &Instance, conta
             );
             return;
         }
-        match host::healthcheck(port) {
+        match host::healthcheck(port, site_host) {
             Ok(200) => ctx.check_item(
                 &item,
                 CheckStatus::Ok,
@@ -396,6 +402,13 @@ fn check_upgrade(ctx: &mut Context, desired: &Desired, instance: &Instance, cont
     }
 }
 
+/// The answer of [`ADMIN_PROBE`] while the guide's first login still works.
+const DEFAULT_ADMIN: &str = "admin@localhost still logs in with the password admin";
+
+/// Whether the guide's default admin (admin@localhost / admin) still has its password: anyone who
+/// reaches the site could log in as the administrator.
+pub const ADMIN_PROBE: &str = "from pretix.base.models import User\nuser = User.objects.filter(email='admin@localhost', is_active=True).first()\nif user is not None and user.check_password('admin'):\n    print('pretix-probe: admin admin@localhost still logs in with the password admin: log in at /control/ and change it now')\nelse:\n    print('pretix-probe: admin the default password admin no longer works')\n";
+
 /// What only the container can prove: pretix logs in to the database over the docker host
 /// address (Docker's NAT keeps the host from proving the pg_hba rule), and Redis answers over the
 /// mounted socket as the container's uid.
@@ -408,6 +421,7 @@ fn probes(ctx: &mut Context, docker: &Docker, target: &str) {
     for (item, code, expected) in [
         ("database from the container", DATABASE_PROBE, "pretix-probe: database"),
         ("redis from the container", REDIS_PROBE, "pretix-probe: redis"),
+        ("default admin password", ADMIN_PROBE, "pretix-probe: admin"),
     ] {
         let mut output = String::new();
         let command = ["pretix", "shell", "-c", code].map(str::to_owned);
@@ -430,7 +444,8 @@ fn probes(ctx: &mut Context, docker: &Docker, target: &str) {
             ),
             (Ok(0), Some(line)) => {
                 let line = line.trim_start_matches("pretix-probe: ").to_owned();
-                let status = if item.starts_with("redis") && !line.ends_with(" 15371") {
+                let status = if (item.starts_with("redis") && !line.ends_with(" 15371")) || line.contains(DEFAULT_ADMIN)
+                {
                     CheckStatus::Warning
                 } else {
                     CheckStatus::Ok

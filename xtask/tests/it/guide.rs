@@ -253,6 +253,14 @@ fn the_guide_on_a_fresh_server_install_upgrade_rollback_backup_and_restore() {
         .filter(|finding| finding["status"] == "failure")
         .collect();
     assert!(failures.is_empty(), "doctor found failures: {failures:#?}");
+    assert!(
+        report["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .any(|finding| finding["check"] == "default admin password" && finding["status"] == "warning"),
+        "doctor warns while the default admin password works: {report:#}"
+    );
     assert_eq!(report["healthy"], true);
     assert_eq!(doctor.code, 0);
 
