@@ -448,7 +448,7 @@ pub fn run_restore(args: &RestoreArgs) -> anyhow::Result<ExitCode> {
     }
     eprintln!("xtask: restoring {}: the secrets first", args.archive.display());
     restore(&args.archive, RestorePass::Secrets, &document)?;
-    let steps = crate::install::install_steps(&document, &[]);
+    let steps = crate::install::install_steps(&[]);
     let (first, second) = steps.split_at(3);
     let outcome = crate::steps::run_sequence(&tools, first, serde_json::to_string(&document)?)?;
     if outcome.exit_code() != 0 {

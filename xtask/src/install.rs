@@ -11,7 +11,7 @@ use clap::Args;
 use pretix_site::report::CheckStatus;
 use serde_json::Value;
 
-use crate::steps::{SequenceRun, Step, ToolDir, run_sequence};
+use crate::steps::{SequenceRun, Step, TOOLS, ToolDir, run_sequence};
 
 #[derive(Debug, Args)]
 pub struct InstallArgs {
@@ -39,37 +39,10 @@ pub struct InstallArgs {
 }
 
 /// The install order: the database and Redis first (pretix.cfg needs their settings), then the
-/// config, the image, the container that uses all of it, the job that runs in the container, and
-/// the proxy in front of it. With plugins listed, the custom image is built on the base that
-/// pretix-unit pulls, so pretix-unit runs once before pretix-plugin (pulling the base when the
-/// host lacks it) and once after (switching to the custom image).
-pub fn install_steps(document: &Value, common: &[&str]) -> Vec<Step> {
-    let has_plugins = document["plugins"]["packages"]
-        .as_array()
-        .is_some_and(|packages| !packages.is_empty());
-    let tools: &[&'static str] = if has_plugins {
-        &[
-            "pretix-db",
-            "pretix-redis",
-            "pretix-cfg",
-            "pretix-unit",
-            "pretix-plugin",
-            "pretix-unit",
-            "pretix-cron",
-            "pretix-proxy",
-        ]
-    } else {
-        &[
-            "pretix-db",
-            "pretix-redis",
-            "pretix-cfg",
-            "pretix-plugin",
-            "pretix-unit",
-            "pretix-cron",
-            "pretix-proxy",
-        ]
-    };
-    tools
+/// config, the image with plugins (pretix-plugin pulls the base when the host lacks it), the
+/// container that uses all of it, the job that runs in the container, and the proxy in front.
+pub fn install_steps(common: &[&str]) -> Vec<Step> {
+    TOOLS
         .iter()
         .map(|tool| {
             let mut args = vec!["apply"];
@@ -103,14 +76,7 @@ pub fn run(args: &InstallArgs) -> anyhow::Result<ExitCode> {
     let tools = ToolDir::locate(args.tools.as_deref())?;
     let flags = common_flags(args.check, args.offline, args.diff, args.root.as_deref());
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let parsed: Value =
-        serde_json::from_str(&document).with_context(|| format!("{} is not a JSON document", args.site.display()))?;
-    let mut steps = install_steps(&parsed, &flags);
-    if !args.check {
-        // The proof at the end: the containers healthy, pretix reaching its database and Redis
-        // from inside, and whether the guide's default admin password still works.
-        steps.push(Step::new("pretix-unit", &["verify"]));
-    }
+    let steps = install_steps(&flags);
     eprintln!(
         "xtask: {} pretix: {}",
         if args.check {
@@ -120,10 +86,38 @@ pub fn run(args: &InstallArgs) -> anyhow::Result<ExitCode> {
         },
         steps.iter().map(|step| step.tool).collect::<Vec<_>>().join(" | ")
     );
-    let outcome = run_sequence(&tools, &steps, document)?;
+    let mut outcome = run_sequence(&tools, &steps, document)?;
+    if !args.check && outcome.failure().is_none() {
+        let tail = proof_steps(&outcome);
+        let proof = run_sequence(&tools, &tail, outcome.document.clone())?;
+        outcome = SequenceRun {
+            document: proof.document,
+            ran: outcome.ran.into_iter().chain(proof.ran).collect(),
+            not_run: proof.not_run,
+        };
+    }
     crate::steps::write_document(&outcome.document, args.output.as_deref())?;
     eprint!("{}", summary(&outcome, args.check));
     Ok(crate::steps::exit_code(outcome.exit_code()))
+}
+
+/// After a successful install, the proof: a cron job that was just set up runs once now (pretix
+/// would otherwise warn on its dashboard until the first scheduled run, and a job that cannot run
+/// shows now, not in half an hour); then `pretix-unit verify`: the containers healthy, the
+/// database and Redis reached from inside, and whether the guide's default admin password still
+/// works.
+pub fn proof_steps(install: &SequenceRun) -> Vec<Step> {
+    let cron_changed = install
+        .ran
+        .iter()
+        .filter_map(|run| run.result.as_ref())
+        .any(|result| result.tool == "pretix-cron" && result.verb == "apply" && result.changed);
+    let mut steps = Vec::new();
+    if cron_changed {
+        steps.push(Step::new("pretix-cron", &["run"]));
+    }
+    steps.push(Step::new("pretix-unit", &["verify"]));
+    steps
 }
 
 /// The end of an install: the recap, the warnings again, and what to do next.

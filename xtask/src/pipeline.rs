@@ -70,8 +70,7 @@ pub fn plan(site: Option<&Path>, tools: Option<&Path>) -> anyhow::Result<ExitCod
     let root_arg = staging.path().display().to_string();
     let args = ["apply", "--check", "--diff", "--offline", "--root", root_arg.as_str()];
     eprintln!("xtask: planning the install on a staging root (nothing on this host is touched)");
-    let parsed: serde_json::Value = serde_json::from_str(&document).context("the site document is not JSON")?;
-    let steps = crate::install::install_steps(&parsed, &args[1..]);
+    let steps = crate::install::install_steps(&args[1..]);
     let outcome = run_sequence(&tools, &steps, document)?;
     eprint!("{}", crate::install::summary(&outcome, true));
     pretix_site::run::print_stdout(&outcome.document);
