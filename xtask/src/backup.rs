@@ -312,8 +312,10 @@ pub enum RestorePass {
     /// The toolkit's secrets, before the install runs, so that it finds and keeps them (the
     /// database role gets its old password, pretix.cfg its old values).
     Secrets,
-    /// pretix.cfg, the data dir's media and .secret, and the database, after the install made
-    /// the role, the database and the directories.
+    /// The data dir's media and .secret, and the database, after the install made the role, the
+    /// database and the directories. pretix.cfg is not put back: pretix-cfg has just rendered it
+    /// from the site document for this host (the archived copy names the old host's addresses, and
+    /// is kept in the archive for reference).
     DataAndDatabase,
 }
 
@@ -363,8 +365,6 @@ pub fn restore(archive: &Path, pass: RestorePass, document: &Value) -> anyhow::R
                     continue;
                 } else if let Ok(rest) = name.strip_prefix(DATA) {
                     paths.data_dir.join(rest)
-                } else if name == Path::new(CONFIG) {
-                    paths.config_dir.join("pretix.cfg")
                 } else {
                     continue;
                 }
@@ -456,7 +456,7 @@ pub fn run_restore(args: &RestoreArgs) -> anyhow::Result<ExitCode> {
         eprint!("{}", crate::install::recap("restore", &outcome));
         return Ok(crate::steps::exit_code(outcome.exit_code()));
     }
-    eprintln!("xtask: restoring the database, pretix.cfg and the data dir");
+    eprintln!("xtask: restoring the database and the data dir");
     restore(&args.archive, RestorePass::DataAndDatabase, &document)?;
     let rest = crate::steps::run_sequence(&tools, second, outcome.document.clone())?;
     crate::steps::write_document(&rest.document, args.output.as_deref())?;

@@ -124,7 +124,17 @@ fn a_backup_is_owner_only_and_a_restore_brings_back_rows_and_files() {
         "the secret keeps its mode"
     );
     assert!(!path("data").exists(), "the secrets pass restores nothing else");
+    // pretix-cfg renders pretix.cfg for the host restored onto; the archived one is not put back.
+    std::fs::write(
+        path("etc-pretix/pretix.cfg"),
+        "[pretix]\nurl=https://this-host.example\n",
+    )
+    .expect("pretix.cfg");
     restore(&archive, RestorePass::DataAndDatabase, &site).expect("restore data and database");
+    assert_eq!(
+        std::fs::read_to_string(path("etc-pretix/pretix.cfg")).expect("pretix.cfg"),
+        "[pretix]\nurl=https://this-host.example\n"
+    );
     assert_eq!(
         psql(&cluster, "pretix", "SELECT slug FROM organizer"),
         "before-the-backup"
