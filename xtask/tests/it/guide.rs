@@ -11,16 +11,6 @@ use pretix_testkit::images::real_image;
 use pretix_testkit::{Registry, TestHost, free_port, toolkit_binary};
 use serde_json::{Value, json};
 
-const TOOLS: [&str; 7] = [
-    "pretix-db",
-    "pretix-redis",
-    "pretix-cfg",
-    "pretix-plugin",
-    "pretix-unit",
-    "pretix-cron",
-    "pretix-proxy",
-];
-
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -86,7 +76,7 @@ fn build_next_image(base: &str) -> String {
 /// sysadmin would for a socket outside /run/redis.
 fn server() -> TestHost {
     let host = TestHost::boot().expect("boot a test host");
-    let mut binaries: Vec<_> = TOOLS.iter().map(|tool| toolkit_binary(tool)).collect();
+    let mut binaries: Vec<_> = xtask::steps::TOOLS.iter().map(|tool| toolkit_binary(tool)).collect();
     binaries.push(std::path::PathBuf::from(env!("CARGO_BIN_EXE_pretix-toolkit")));
     host.install_binaries(&binaries).expect("install the toolkit");
     let shared = host.shared_dir().display().to_string();
