@@ -37,7 +37,14 @@ pub struct BackupArgs {
     /// The directory for the archive (created root-only)
     #[arg(long, value_name = "DIR", default_value = DEFAULT_BACKUP_DIR)]
     pub dir: PathBuf,
+    /// How many archives to keep in that directory: the oldest beyond this are removed after a
+    /// backup succeeds
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_KEEP, value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: u32,
 }
+
+/// How many archives `backup` (and the backup before an upgrade) keeps.
+pub const DEFAULT_KEEP: u32 = 10;
 
 /// What a backup took, also written into the archive as `manifest.json`.
 #[derive(Debug, Clone)]
@@ -65,7 +72,7 @@ impl Manifest {
 
 pub fn run_backup(args: &BackupArgs) -> anyhow::Result<ExitCode> {
     let document = read_site(&args.site)?;
-    let archive = backup(&document, &args.dir, "backup")?;
+    let archive = backup(&document, &args.dir, "backup", args.keep)?;
     eprintln!("xtask: backup written to {}", archive.display());
     pretix_site::run::print_stdout(&format!("{}\n", json!({"archive": archive})));
     Ok(ExitCode::SUCCESS)
@@ -91,10 +98,11 @@ fn section<T: serde::de::DeserializeOwned + Default>(document: &Value, name: &st
 
 /// Writes one archive into `dir` and returns its path. The archive appears whole or not at all:
 /// it is written under a temporary name and renamed.
-pub fn backup(document: &Value, dir: &Path, reason: &str) -> anyhow::Result<PathBuf> {
+pub fn backup(document: &Value, dir: &Path, reason: &str, keep: u32) -> anyhow::Result<PathBuf> {
     let paths = section::<Paths>(document, "paths")?;
     let database = section::<Database>(document, "database")?;
     ensure_private_dir(dir)?;
+    sweep_partials(dir);
     let created = utc_timestamp();
     let manifest = Manifest {
         created: created.clone(),
@@ -113,6 +121,9 @@ pub fn backup(document: &Value, dir: &Path, reason: &str) -> anyhow::Result<Path
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&temp_path)
             .with_context(|| format!("create {}", temp_path.display()))?;
+        // Held until the archive is renamed: a concurrent backup's sweep leaves a locked partial.
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+            .with_context(|| format!("lock {}", temp_path.display()))?;
         let mut archive = tar::Builder::new(file);
         archive.follow_symlinks(false);
         append_bytes(
@@ -148,7 +159,47 @@ pub fn backup(document: &Value, dir: &Path, reason: &str) -> anyhow::Result<Path
     }
     std::fs::rename(&temp_path, &final_path).with_context(|| format!("rename to {}", final_path.display()))?;
     File::open(dir).and_then(|dir| dir.sync_all()).ok();
+    prune(dir, keep);
     Ok(final_path)
+}
+
+/// Removes the oldest archives (`pretix-<UTC time>.tar`, whose names sort by time) beyond `keep`.
+pub fn prune(dir: &Path, keep: u32) {
+    let mut archives: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            name.starts_with("pretix-") && name.ends_with(".tar") && entry.file_type().is_ok_and(|kind| kind.is_file())
+        })
+        .map(|entry| entry.path())
+        .collect();
+    archives.sort();
+    let excess = archives
+        .len()
+        .saturating_sub(usize::try_from(keep).unwrap_or(usize::MAX));
+    for old in archives.iter().take(excess) {
+        if std::fs::remove_file(old).is_ok() {
+            eprintln!("xtask: removed the old backup {} (--keep {keep})", old.display());
+        }
+    }
+}
+
+/// Our own leftovers of a killed backup (`.pretix-*.partial`): removed when no run holds their
+/// lock any more.
+pub fn sweep_partials(dir: &Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = name.starts_with(".pretix-") && name.ends_with(".partial");
+        if !(ours && entry.file_type().is_ok_and(|kind| kind.is_file())) {
+            continue;
+        }
+        let Ok(file) = File::open(entry.path()) else { continue };
+        if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// The image digest pretix-unit recorded, when it did.
@@ -177,9 +228,15 @@ fn ensure_private_dir(dir: &Path) -> anyhow::Result<()> {
                     dir.display()
                 );
             }
-            if metadata.mode() & 0o077 != 0 {
-                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                    .with_context(|| format!("make {} owner-only", dir.display()))?;
+            // The archives themselves are 0600; a directory others can write to would let them
+            // replace one. An existing directory's mode is the sysadmin's: never changed here.
+            if metadata.mode() & 0o022 != 0 {
+                bail!(
+                    "{} can be written by others (mode {:o}), who could replace an archive: chmod go-w it or \
+                     choose another --dir",
+                    dir.display(),
+                    metadata.mode() & 0o7777
+                );
             }
         }
         Err(_) => {
@@ -206,6 +263,8 @@ fn pg_dump(database: &Database, to: &Path) -> anyhow::Result<()> {
         .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(to)
         .with_context(|| format!("create {}", to.display()))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        .with_context(|| format!("lock {}", to.display()))?;
     let mut command = as_system_user(&database.admin.system_user, "pg_dump");
     command
         .arg("--format=custom")

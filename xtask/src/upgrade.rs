@@ -53,7 +53,8 @@ pub fn run_upgrade(args: &UpgradeArgs) -> anyhow::Result<ExitCode> {
     let tools = ToolDir::locate(args.tools.as_deref())?;
     let document = crate::backup::read_site(&args.site)?;
     eprintln!("xtask: upgrade: backing up first");
-    let archive = backup(&document, &args.backup_dir, "upgrade").context("the backup before the upgrade")?;
+    let archive = backup(&document, &args.backup_dir, "upgrade", crate::backup::DEFAULT_KEEP)
+        .context("the backup before the upgrade")?;
     eprintln!("xtask: backup written to {}", archive.display());
     let outcome = run_sequence(&tools, &upgrade_steps(), without_results(document)?)?;
     write_document(&outcome.document, args.output.as_deref())?;

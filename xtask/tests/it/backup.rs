@@ -64,7 +64,7 @@ fn a_backup_is_owner_only_and_a_restore_brings_back_rows_and_files() {
     });
 
     let backups = path("backups");
-    let archive = backup(&site, &backups, "test").expect("backup");
+    let archive = backup(&site, &backups, "test", 10).expect("backup");
     let dir = std::fs::metadata(&backups).expect("backup dir");
     assert_eq!(dir.mode() & 0o777, 0o700, "the backup dir is root-only");
     let file = std::fs::metadata(&archive).expect("archive");
@@ -167,11 +167,55 @@ fn a_failed_dump_leaves_no_archive_and_no_temp_file() {
         "database": {"name": "no_such_database", "admin": {"socket_dir": cluster.socket_dir(), "port": cluster.port()}}
     });
     let backups = stage.path().join("backups");
-    let error = backup(&site, &backups, "test").expect_err("no such database");
+    let error = backup(&site, &backups, "test", 10).expect_err("no such database");
     assert!(
         format!("{error:#}").contains("pg_dump of database no_such_database failed"),
         "{error:#}"
     );
     let left: Vec<_> = std::fs::read_dir(&backups).expect("list").collect();
     assert!(left.is_empty(), "nothing is left behind: {left:?}");
+}
+
+#[test]
+fn old_archives_beyond_keep_and_stale_partials_are_removed_and_a_writable_dir_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    for day in 1..=5 {
+        std::fs::write(dir.path().join(format!("pretix-2026120{day}T000000Z.tar")), b"x").expect("archive");
+    }
+    std::fs::write(dir.path().join("notes.txt"), b"mine").expect("a file of the sysadmin's");
+    xtask::backup::prune(dir.path(), 3);
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("list")
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "notes.txt",
+            "pretix-20261203T000000Z.tar",
+            "pretix-20261204T000000Z.tar",
+            "pretix-20261205T000000Z.tar"
+        ]
+    );
+
+    // A partial another run still writes (it holds the lock) stays; a stale one goes.
+    let held = dir.path().join(".pretix-20261206T000000Z.tar.partial");
+    let stale = dir.path().join(".pretix-20261207T000000Z.tar.partial");
+    let writer = std::fs::File::create(&held).expect("held partial");
+    rustix::fs::flock(&writer, rustix::fs::FlockOperation::NonBlockingLockExclusive).expect("lock");
+    std::fs::write(&stale, b"half").expect("stale partial");
+    xtask::backup::sweep_partials(dir.path());
+    assert!(held.exists(), "a partial in use is left alone");
+    assert!(!stale.exists(), "a stale partial is removed");
+
+    // A backup dir others can write to is refused, and its mode is not changed.
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).expect("mkdir");
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let site = json!({"paths": {"config_dir": "/nonexistent/c", "data_dir": "/nonexistent/d"}});
+    let error = backup(&site, &open, "test", 10).expect_err("a world-writable dir");
+    assert!(format!("{error:#}").contains("can be written by others"), "{error:#}");
+    assert_eq!(std::fs::metadata(&open).expect("open").mode() & 0o777, 0o777);
 }
