@@ -254,8 +254,21 @@ fn check_container(
 /// the environment the spec sets (the image adds its own), the published port and the command.
 pub fn settings_difference(instance: &Instance, container: &ContainerInfo) -> Option<String> {
     let mut differs = Vec::new();
-    if container.binds != instance.binds {
-        differs.push("mounts");
+    let mounts;
+    // As a set: the docker CLI that the unit runs collects `-v` options through a map, so the
+    // order Docker reports them in varies from start to start.
+    let sorted = |binds: &[String]| {
+        let mut binds = binds.to_vec();
+        binds.sort();
+        binds
+    };
+    if sorted(&container.binds) != sorted(&instance.binds) {
+        mounts = format!(
+            "mounts (the document's {} against the container's {})",
+            instance.binds.join(" "),
+            container.binds.join(" ")
+        );
+        differs.push(mounts.as_str());
     }
     let env_missing = instance
         .env
@@ -503,11 +516,18 @@ mod tests {
             ..ContainerInfo::default()
         };
         assert_eq!(settings_difference(&instance, &container), None);
+        container.binds.reverse();
+        assert_eq!(
+            settings_difference(&instance, &container),
+            None,
+            "the order of the mounts is Docker's"
+        );
         container.env.push("AUTOMIGRATE=skip".to_owned());
         container.binds.pop();
-        assert_eq!(
-            settings_difference(&instance, &container).as_deref(),
-            Some("mounts, environment changed")
+        let difference = settings_difference(&instance, &container).unwrap_or_default();
+        assert!(
+            difference.starts_with("mounts (the document's ") && difference.ends_with("), environment changed"),
+            "{difference}"
         );
     }
 }
