@@ -412,9 +412,9 @@ pub fn restore(archive: &Path, pass: RestorePass, document: &Value) -> anyhow::R
                 name.display()
             );
         }
-        let target = match pass {
+        let (base, target) = match pass {
             RestorePass::Secrets => match name.strip_prefix(SECRETS) {
-                Ok(rest) => paths.secrets_dir.join(rest),
+                Ok(rest) => (&paths.secrets_dir, paths.secrets_dir.join(rest)),
                 Err(_) => continue,
             },
             RestorePass::DataAndDatabase => {
@@ -423,14 +423,30 @@ pub fn restore(archive: &Path, pass: RestorePass, document: &Value) -> anyhow::R
                     restored_database = true;
                     continue;
                 } else if let Ok(rest) = name.strip_prefix(DATA) {
-                    paths.data_dir.join(rest)
+                    (&paths.data_dir, paths.data_dir.join(rest))
                 } else {
                     continue;
                 }
             }
         };
-        if let Some(parent) = target.parent() {
+        if let Some(parent) = target.parent().filter(|_| target != *base) {
             std::fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
+            // uid 15371 owns the data dir and could have planted a link on the way: root writes
+            // only where the member's directory really is inside its base.
+            let real_parent = parent
+                .canonicalize()
+                .with_context(|| format!("resolve {}", parent.display()))?;
+            let real_base = base
+                .canonicalize()
+                .with_context(|| format!("resolve {}", base.display()))?;
+            if !real_parent.starts_with(&real_base) {
+                bail!(
+                    "{} leads out of {} (to {}) through a link: remove the link, then restore again",
+                    parent.display(),
+                    base.display(),
+                    real_parent.display()
+                );
+            }
         }
         entry
             .unpack(&target)

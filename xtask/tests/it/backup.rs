@@ -219,3 +219,29 @@ fn old_archives_beyond_keep_and_stale_partials_are_removed_and_a_writable_dir_re
     assert!(format!("{error:#}").contains("can be written by others"), "{error:#}");
     assert_eq!(std::fs::metadata(&open).expect("open").mode() & 0o777, 0o777);
 }
+
+#[test]
+fn a_restore_never_follows_a_link_planted_in_the_data_dir() {
+    let cluster = Postgres::start();
+    psql(&cluster, "postgres", "CREATE ROLE pretix LOGIN");
+    psql(&cluster, "postgres", "CREATE DATABASE pretix OWNER pretix");
+    let stage = tempfile::tempdir().expect("stage");
+    let path = |relative: &str| stage.path().join(relative);
+    std::fs::create_dir_all(path("data/media/pub")).expect("media");
+    std::fs::write(path("data/media/pub/logo.png"), b"png").expect("media file");
+    let site = json!({
+        "paths": {"config_dir": path("c"), "data_dir": path("data"), "secrets_dir": path("s")},
+        "database": {"admin": {"socket_dir": cluster.socket_dir(), "port": cluster.port()}}
+    });
+    let archive = backup(&site, &path("backups"), "test", 10).expect("backup");
+    // The container's user swaps media for a link to a directory of its choosing.
+    std::fs::remove_dir_all(path("data/media")).expect("remove media");
+    std::fs::create_dir(path("elsewhere")).expect("elsewhere");
+    std::os::unix::fs::symlink(path("elsewhere"), path("data/media")).expect("plant a link");
+    // Refused, either by the link check or by the unpacking that finds the link in its way.
+    restore(&archive, RestorePass::DataAndDatabase, &site).expect_err("a planted link");
+    assert!(
+        std::fs::read_dir(path("elsewhere")).expect("list").next().is_none(),
+        "nothing was written through the link"
+    );
+}
