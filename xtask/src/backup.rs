@@ -429,24 +429,32 @@ pub fn restore(archive: &Path, pass: RestorePass, document: &Value) -> anyhow::R
                 }
             }
         };
-        if let Some(parent) = target.parent().filter(|_| target != *base) {
-            std::fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
-            // uid 15371 owns the data dir and could have planted a link on the way: root writes
-            // only where the member's directory really is inside its base.
-            let real_parent = parent
-                .canonicalize()
-                .with_context(|| format!("resolve {}", parent.display()))?;
-            let real_base = base
-                .canonicalize()
-                .with_context(|| format!("resolve {}", base.display()))?;
-            if !real_parent.starts_with(&real_base) {
-                bail!(
-                    "{} leads out of {} (to {}) through a link: remove the link, then restore again",
-                    parent.display(),
-                    base.display(),
-                    real_parent.display()
-                );
+        // uid 15371 owns the data dir and could have planted a link on the way: before root
+        // creates or writes anything, the nearest existing directory above the member must really
+        // be inside its base (the base itself is a validated host path).
+        if let Some(parent) = target.parent() {
+            if target != *base {
+                std::fs::create_dir_all(base).with_context(|| format!("create {}", base.display()))?;
+                let existing = parent
+                    .ancestors()
+                    .find(|ancestor| ancestor.exists())
+                    .unwrap_or(Path::new("/"));
+                let real = existing
+                    .canonicalize()
+                    .with_context(|| format!("resolve {}", existing.display()))?;
+                let real_base = base
+                    .canonicalize()
+                    .with_context(|| format!("resolve {}", base.display()))?;
+                if !real.starts_with(&real_base) {
+                    bail!(
+                        "{} leads out of {} (to {}) through a link: remove the link, then restore again",
+                        existing.display(),
+                        base.display(),
+                        real.display()
+                    );
+                }
             }
+            std::fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
         }
         entry
             .unpack(&target)

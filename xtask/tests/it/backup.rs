@@ -234,10 +234,10 @@ fn a_restore_never_follows_a_link_planted_in_the_data_dir() {
         "database": {"admin": {"socket_dir": cluster.socket_dir(), "port": cluster.port()}}
     });
     let archive = backup(&site, &path("backups"), "test", 10).expect("backup");
-    // The container's user swaps media for a link to a directory of its choosing.
-    std::fs::remove_dir_all(path("data/media")).expect("remove media");
+    // The container's user swaps media/pub for a link to a directory of its choosing.
+    std::fs::remove_dir_all(path("data/media/pub")).expect("remove media/pub");
     std::fs::create_dir(path("elsewhere")).expect("elsewhere");
-    std::os::unix::fs::symlink(path("elsewhere"), path("data/media")).expect("plant a link");
+    std::os::unix::fs::symlink(path("elsewhere"), path("data/media/pub")).expect("plant a link");
     // Refused, either by the link check or by the unpacking that finds the link in its way.
     restore(&archive, RestorePass::DataAndDatabase, &site).expect_err("a planted link");
     assert!(
