@@ -91,15 +91,7 @@ impl Nginx {
     /// `nginx -t`: the whole configuration of this tree, as nginx itself reads it (every
     /// included site, the certificates and keys loaded).
     pub fn test(&self, log: &mut dyn FnMut(&str)) -> Result<TestReport, NginxError> {
-        let output = exec::run(&mut self.command(&["-t", "-q"]), None, log).map_err(|error| match error {
-            ExecError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                NginxError::NotInstalled
-            }
-            ExecError::Status { stderr, .. } => NginxError::Refused {
-                detail: nginx_messages(&stderr),
-            },
-            other => NginxError::Exec(other),
-        })?;
+        let output = self.run(&["-t", "-q"], log, |detail| NginxError::Refused { detail })?;
         let stderr = String::from_utf8_lossy(&output.stderr);
         Ok(TestReport {
             warnings: stderr
@@ -113,31 +105,32 @@ impl Nginx {
     /// `nginx -T`: the whole configuration as nginx reads it, every included file introduced by
     /// a `# configuration file PATH:` line; for checking that a file is really included.
     pub fn dump(&self, log: &mut dyn FnMut(&str)) -> Result<String, NginxError> {
-        let output = exec::run(&mut self.command(&["-T", "-q"]), None, log).map_err(|error| match error {
-            ExecError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                NginxError::NotInstalled
-            }
-            ExecError::Status { stderr, .. } => NginxError::Refused {
-                detail: nginx_messages(&stderr),
-            },
-            other => NginxError::Exec(other),
-        })?;
+        let output = self.run(&["-T", "-q"], log, |detail| NginxError::Refused { detail })?;
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
     /// `nginx -s reload`: signals the master process named by this tree's pid file. For an nginx
     /// that systemd does not manage; under systemd, reload through `service::Services`.
     pub fn reload_signal(&self, log: &mut dyn FnMut(&str)) -> Result<(), NginxError> {
-        exec::run(&mut self.command(&["-s", "reload"]), None, log).map_err(|error| match error {
+        self.run(&["-s", "reload"], log, |detail| NginxError::ReloadFailed { detail })?;
+        Ok(())
+    }
+
+    /// Runs nginx with `args` on this tree: a missing binary is `NotInstalled`, a non-zero exit
+    /// `refused(nginx's own messages)`.
+    fn run(
+        &self,
+        args: &[&str],
+        log: &mut dyn FnMut(&str),
+        refused: fn(String) -> NginxError,
+    ) -> Result<std::process::Output, NginxError> {
+        exec::run(&mut self.command(args), None, log).map_err(|error| match error {
             ExecError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 NginxError::NotInstalled
             }
-            ExecError::Status { stderr, .. } => NginxError::ReloadFailed {
-                detail: nginx_messages(&stderr),
-            },
+            ExecError::Status { stderr, .. } => refused(nginx_messages(&stderr)),
             other => NginxError::Exec(other),
-        })?;
-        Ok(())
+        })
     }
 }
 
